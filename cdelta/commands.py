@@ -1,0 +1,39 @@
+"""A tiny registry for CLI subcommands, so each module declares its own without a central switch."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cdelta.errors import NotImplementedCommand
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `cdelta <name>` subcommand: how to parse its arguments and what to run."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Handler
+
+    def add_to(self, sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+        parser = sub.add_parser(self.name, help=self.help, description=self.help)
+        self.configure(parser)
+        parser.set_defaults(_handler=self.run)
+
+
+def not_yet(name: str, help: str, issue: int) -> Command:
+    """A subcommand that exists in the CLI but whose implementation has not landed."""
+
+    def run(_: argparse.Namespace) -> int:
+        raise NotImplementedCommand(
+            f"`cdelta {name}` is not implemented yet (tracked in issue {issue}); nothing was done."
+        )
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    return Command(name, f"{help} [not implemented yet: issue {issue}]", configure, run)

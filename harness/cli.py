@@ -1,0 +1,60 @@
+"""The `cdelta` console script: the method's subcommands plus the harness's."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+import cdelta.cli
+from cdelta.commands import Command, not_yet
+from cdelta.errors import CdeltaError
+
+
+def harness_commands() -> list[Command]:
+    from harness.organism.cli import organism_command
+
+    return [
+        organism_command(),
+        not_yet("steer", "fit activation-steering baselines (refusal direction, CAST)", issue=5),
+        not_yet("eval", "run inspect tasks x backends and write inspect logs", issue=6),
+        not_yet("bench", "measure serving cost per backend", issue=7),
+        not_yet("report", "turn logs and artifacts into report.json/md/html with plots", issue=7),
+        not_yet("check", "regression gate: compare a report against a baseline report", issue=7),
+        not_yet("leaderboard", "rank reports by selectivity, capability and cost", issue=7),
+        not_yet("demo", "run the whole pipeline on the embedded default", issue=8),
+        not_yet("run", "run the pipeline from an experiment.toml", issue=8),
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdelta",
+        description="C-Δθ: circuit-restricted weight arithmetic for selective refusal, and its harness.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cdelta.cli.register(sub)
+    for command in harness_commands():
+        command.add_to(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "_handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except CdeltaError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
