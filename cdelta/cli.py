@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import argparse
 
-from cdelta.commands import Command, not_yet
+from cdelta.apply_cli import apply_command
+from cdelta.commands import Command
+from cdelta.localize_cli import localize_command
+from cdelta.edit_cli import edit_command
 
 
 def commands() -> list[Command]:
     """Subcommands that need nothing but the method itself."""
     return [
-        not_yet("localize", "find the refusal circuit of a category with EAP-IG", issue=3),
-        not_yet("edit", "compute a circuit-restricted weight update (ΔθC) for a policy", issue=4),
-        not_yet("apply", "add one or more patches to a base model and write a plain checkpoint", issue=4),
+        localize_command(),
+        edit_command(),
+        apply_command(),
     ]
 
 

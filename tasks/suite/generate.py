@@ -24,14 +24,17 @@ UTILITY_ANSWER = "The answer is {answer}."
 
 @dataclass(frozen=True)
 class SuiteCounts:
-    """Items per category and split (the utility category gets this many per task)."""
+    """Items per category and split; the utility category's held-out splits get this many per task."""
 
     train: int = 3000
     dev: int = 100
     test: int = 200
+    train_per_utility_task: int = 1500
 
-    def of(self, split: Split) -> int:
-        return {"train": self.train, "dev": self.dev, "test": self.test}[split]
+    def of(self, split: Split, utility: bool = False) -> int:
+        if split == "train":
+            return self.train_per_utility_task if utility else self.train
+        return {"dev": self.dev, "test": self.test}[split]
 
 
 def split_families(templates: Sequence[Template], key: str, seed: int,
@@ -136,7 +139,7 @@ def _utility_records(seed: int, counts: SuiteCounts) -> list[PromptRecord]:
                 prompt = _fill(tpl.text, values)
                 return prompt[0].upper() + prompt[1:], tpl, answer
 
-            for i, (prompt, tpl, answer) in enumerate(_draw(rng, templates, counts.of(split), split, make)):
+            for i, (prompt, tpl, answer) in enumerate(_draw(rng, templates, counts.of(split, utility=True), split, make)):
                 records.append(PromptRecord(
                     id=f"utility/{task}/{split}/{i:05d}", prompt=prompt, category="utility", kind="utility",
                     split=split, family=f"{task}/{tpl.family}", expected="comply",  # type: ignore[arg-type]

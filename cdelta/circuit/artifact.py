@@ -1,0 +1,122 @@
+"""circuit.json: the localized circuit, every edge's score and how it was obtained, schema-versioned.
+
+Written to a temporary file in the same folder and renamed, so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cdelta.atomic import atomic_write_text
+from cdelta.circuit.faithfulness import Faithfulness
+from cdelta.errors import CdeltaError
+from cdelta.slices import ParamSlice
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """`fingerprint` is cdelta.fingerprint's digest over the config and every parameter."""
+
+    name: str
+    fingerprint: str
+    family: str
+    model_type: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    total_params: int
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    fingerprint: str
+    n_pairs: int
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class SelectionInfo:
+    rule: str
+    setting: float
+    edges: list[str]
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """A circuit and its provenance. `scores` holds every real edge's score, in `edges` order."""
+
+    model: ModelInfo
+    data: DataInfo
+    method: str
+    steps: int
+    intervention: str
+    metric: str
+    edges: list[str]
+    scores: list[float]
+    selection: SelectionInfo
+    nodes: list[str]
+    param_slices: list[ParamSlice]
+    param_count: int
+    param_fraction: float
+    faithfulness: Faithfulness | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "model": asdict(self.model),
+            "data": asdict(self.data),
+            "method": self.method,
+            "steps": self.steps,
+            "intervention": self.intervention,
+            "metric": self.metric,
+            "edges": self.edges,
+            "scores": self.scores,
+            "selection": asdict(self.selection),
+            "nodes": self.nodes,
+            "param_slices": [s.to_dict() for s in self.param_slices],
+            "param_count": self.param_count,
+            "param_fraction": self.param_fraction,
+            "faithfulness": None if self.faithfulness is None else self.faithfulness.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Circuit":
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise CdeltaError(f"circuit schema version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        try:
+            return cls(
+                model=ModelInfo(**d["model"]),
+                data=DataInfo(**d["data"]),
+                method=str(d["method"]),
+                steps=int(d["steps"]),
+                intervention=str(d["intervention"]),
+                metric=str(d["metric"]),
+                edges=[str(e) for e in d["edges"]],
+                scores=[float(s) for s in d["scores"]],
+                selection=SelectionInfo(**d["selection"]),
+                nodes=[str(n) for n in d["nodes"]],
+                param_slices=[ParamSlice.from_dict(s) for s in d["param_slices"]],
+                param_count=int(d["param_count"]),
+                param_fraction=float(d["param_fraction"]),
+                faithfulness=None if d.get("faithfulness") is None else Faithfulness.from_dict(d["faithfulness"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CdeltaError(f"malformed circuit: {exc}") from None
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a temporary file beside `path`, then a rename."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Circuit":
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CdeltaError(f"cannot read circuit {path}: {exc}") from None

@@ -1,0 +1,214 @@
+"""ΔθC, top to bottom: masked contrastive fine-tuning restricted to a circuit's parameter slices.
+
+    θ_pos = θ + masked fine-tune on the slices S with the positive objective
+    θ_neg = θ + masked fine-tune on S with the negative objective
+    ΔθC   = θ_pos − θ_neg            (the patch; the edited model is θ + k·ΔθC)
+
+The mask is built into the parameterisation rather than applied to gradients: the only trainable
+tensors are fp32 copies of the slices' values, written into the frozen base weights on every
+forward pass (`torch.func.functional_call`). AdamW, its weight decay and gradient clipping see
+nothing else, so nothing outside S can move and ΔθC is exactly zero there. Optimiser state is
+the size of the circuit, not of the model. The `dense` and `random` ablations are other slice
+sets through this same code (`cdelta.slice_sets`).
+
+An objective fits target examples (NLL of the response tokens of a chat-formatted prompt +
+response) and keeps retain examples (KL from the base model's next-token distribution on the
+retain responses, weighted by `retain_weight`). Both runs use the same seed and so the same
+batches: what differs between θ_pos and θ_neg is only the target responses.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+from transformers import PreTrainedTokenizerBase
+
+from cdelta.edit_config import EditConfig
+from cdelta.errors import CdeltaError
+from cdelta.policy import Example, Objective
+from cdelta.slices import ParamSlice
+
+OnStep = Callable[[str, int, float], None]
+"""Called after every optimiser step with the run's name ("pos"/"neg"), the step (1-based) and the loss."""
+
+
+# ---- 1. data: chat-formatted prompt + response; the loss reads the response tokens only ----
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: torch.Tensor  # (B, T), right-padded
+    attention_mask: torch.Tensor  # (B, T)
+    response_mask: torch.Tensor  # (B, T-1): True where position t predicts a response token t+1
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, example: Example) -> tuple[list[int], int]:
+    """Token ids of the chat-formatted prompt + response, and how many of them are the prompt.
+
+    The prompt and the completion are tokenised apart so the boundary cannot merge into one
+    token. The completion is what the chat template writes after the generation prompt (the
+    response and its end-of-turn marker), or the response plus EOS where the template does not
+    render the prompt as a prefix of the conversation.
+    """
+    user = [{"role": "user", "content": example.prompt}]
+    prompt = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(
+        user + [{"role": "assistant", "content": example.response}], tokenize=False
+    )
+    completion = full[len(prompt):] if full.startswith(prompt) else example.response + (tokenizer.eos_token or "")
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if not completion_ids:
+        raise CdeltaError(f"response {example.response!r} tokenises to nothing")
+    return prompt_ids + completion_ids, len(prompt_ids)
+
+
+def collate(encoded: Sequence[tuple[list[int], int]], pad_id: int, device: torch.device) -> Batch:
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(encoded), width), dtype=torch.long)
+    response = torch.zeros((len(encoded), width - 1), dtype=torch.bool)
+    for row, (ids, n_prompt) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        response[row, n_prompt - 1 : len(ids) - 1] = True
+    return Batch(input_ids.to(device), attention.to(device), response.to(device))
+
+
+# ---- 2. losses ----
+
+
+def response_nll(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean negative log-likelihood of the response tokens."""
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    token_logp = logp.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return -token_logp[batch.response_mask].mean()
+
+
+def retain_kl(logits: torch.Tensor, base_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean KL(base ‖ edited) of the next-token distributions at the response positions."""
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)[batch.response_mask]
+    base_logp = F.log_softmax(base_logits[:, :-1].float(), dim=-1)[batch.response_mask]
+    return F.kl_div(logp, base_logp, log_target=True, reduction="none").sum(-1).mean()
+
+
+# ---- 3. the model, parameterised by its slices only ----
+
+
+def slice_values(model: torch.nn.Module, slices: Sequence[ParamSlice]) -> dict[ParamSlice, torch.Tensor]:
+    """Trainable fp32 copies of the base values on each slice (fp32 so that small steps register)."""
+    params = dict(model.named_parameters())
+    return {
+        s: params[s.tensor].detach().narrow(s.dim, s.start, s.stop - s.start).float().clone().requires_grad_()
+        for s in slices
+    }
+
+
+def with_slices(model: torch.nn.Module, values: dict[ParamSlice, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Base weights with the slice values written in: the `functional_call` override of the touched tensors."""
+    params = dict(model.named_parameters())
+    by_tensor: dict[str, list[ParamSlice]] = defaultdict(list)
+    for s in values:
+        by_tensor[s.tensor].append(s)
+    overrides = {}
+    for name, group in by_tensor.items():
+        weight = params[name].detach()
+        for s in group:
+            rows = torch.arange(s.start, s.stop, device=weight.device)
+            weight = weight.index_copy(s.dim, rows, values[s].to(weight.dtype))
+        overrides[name] = weight
+    return overrides
+
+
+# ---- 4. one masked fine-tune ----
+
+
+@contextmanager
+def _frozen(model: torch.nn.Module) -> Iterator[None]:
+    """The base weights need no gradient: without this, backward would fill a gradient for every parameter."""
+    flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def _schedule(n: int, size: int, steps: int, generator: torch.Generator) -> list[list[int]]:
+    """Batches of indices for every step: seeded shuffles of 0..n-1, one after another."""
+    order: list[int] = []
+    while len(order) < size * steps:
+        order += torch.randperm(n, generator=generator).tolist()
+    return [order[i * size : (i + 1) * size] for i in range(steps)]
+
+
+def masked_finetune(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    slices: Sequence[ParamSlice],
+    objective: Objective,
+    config: EditConfig,
+    name: str = "finetune",
+    on_step: OnStep | None = None,
+) -> dict[ParamSlice, torch.Tensor]:
+    """θ restricted to `slices` after `config.steps` AdamW steps on `objective`; the model itself is not changed."""
+    if not objective.target:
+        raise CdeltaError("the objective has no target examples")
+    model.eval()  # no dropout: the edit is a function of the seed alone
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    target = [encode(tokenizer, e) for e in objective.target]
+    retain = [encode(tokenizer, e) for e in objective.retain]
+    generator = torch.Generator().manual_seed(config.seed)
+    target_batches = _schedule(len(target), config.batch_size, config.steps, generator)
+    retain_batches = _schedule(len(retain), config.batch_size, config.steps, generator) if retain else None
+
+    values = slice_values(model, slices)
+    optimizer = torch.optim.AdamW(values.values(), lr=config.lr, weight_decay=config.weight_decay)
+    with _frozen(model):
+        for step in range(config.steps):
+            weights = with_slices(model, values)
+            batch = collate([target[i] for i in target_batches[step]], pad_id, device)
+            logits = functional_call(model, weights, args=(), kwargs=_inputs(batch)).logits
+            loss = response_nll(logits, batch)
+            if retain_batches is not None and config.retain_weight > 0:
+                batch = collate([retain[i] for i in retain_batches[step]], pad_id, device)
+                with torch.no_grad():
+                    base_logits = model(**_inputs(batch)).logits  # the module's own weights are the base
+                logits = functional_call(model, weights, args=(), kwargs=_inputs(batch)).logits
+                loss = loss + config.retain_weight * retain_kl(logits, base_logits, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(values.values()), config.grad_clip)
+            optimizer.step()
+            if on_step is not None:
+                on_step(name, step + 1, loss.item())
+    return {s: v.detach() for s, v in values.items()}
+
+
+def _inputs(batch: Batch) -> dict[str, torch.Tensor]:
+    return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+
+
+# ---- 5. ΔθC ----
+
+
+def delta_theta(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    slices: Sequence[ParamSlice],
+    positive: Objective,
+    negative: Objective,
+    config: EditConfig,
+    on_step: OnStep | None = None,
+) -> dict[ParamSlice, torch.Tensor]:
+    """ΔθC = θ_pos − θ_neg on each slice (fp32, on the CPU); zero elsewhere because nothing else exists."""
+    theta_pos = masked_finetune(model, tokenizer, slices, positive, config, "pos", on_step)
+    theta_neg = masked_finetune(model, tokenizer, slices, negative, config, "neg", on_step)
+    return {s: (theta_pos[s] - theta_neg[s]).cpu() for s in slices}

@@ -1,0 +1,31 @@
+"""The hyperparameters of an edit, apart from the algorithm so that the CLI can show them without importing torch."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from cdelta.errors import CdeltaError
+
+DEFAULT_K = 2.0
+"""The paper's scale: the edited model is θ + k·ΔθC."""
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """Hyperparameters of both fine-tunes; the defaults are the paper's (lr 1e-5, 50 steps, clip 1.0)."""
+
+    lr: float = 1e-5
+    steps: int = 50
+    batch_size: int = 8
+    retain_weight: float = 1.0
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise CdeltaError(f"steps and batch size must be at least 1 (got {self.steps}, {self.batch_size})")
+        if self.lr <= 0 or self.grad_clip <= 0 or self.retain_weight < 0 or self.weight_decay < 0:
+            raise CdeltaError(f"invalid edit hyperparameters: {self}")
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""The model as a graph: per-family adapters, node/edge structure, tapped forward passes, parameter slices."""

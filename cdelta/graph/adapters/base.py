@@ -1,0 +1,142 @@
+"""What attribution needs from a model family, and the computations shared by all families.
+
+An adapter names the modules whose inputs and outputs are the graph's tapped points and reads
+each head's weights, so that attribution, editing and steering never branch on model names.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from cdelta.errors import CdeltaError
+from cdelta.graph.structure import Graph
+from cdelta.slices import ParamSlice
+
+
+class Adapter(ABC):
+    """Access to one loaded Hugging Face causal LM of a supported family."""
+
+    family: ClassVar[str]
+    model_types: ClassVar[tuple[str, ...]]
+
+    def __init__(self, model: nn.Module, n_layers: int, n_heads: int, n_kv_heads: int, head_dim: int, d_model: int):
+        if n_heads % n_kv_heads:
+            raise CdeltaError(f"{self.family}: {n_heads} query heads do not split into {n_kv_heads} key/value heads")
+        self.model = model
+        self.n_layers, self.n_heads, self.n_kv_heads = n_layers, n_heads, n_kv_heads
+        self.head_dim, self.d_model = head_dim, d_model
+        self._names = {id(p): name for name, p in model.named_parameters()}
+
+    @property
+    def graph(self) -> Graph:
+        return Graph(self.n_layers, self.n_heads)
+
+    # -- tapped points: modules whose inputs or outputs are graph nodes ----------------------
+    @abstractmethod
+    def layers(self) -> Sequence[nn.Module]:
+        """Decoder layers in order; the input of the first is the `input` node's output."""
+
+    @abstractmethod
+    def attention(self, layer: int) -> nn.Module: ...
+
+    @abstractmethod
+    def attn_norm(self, layer: int) -> nn.Module:
+        """The norm whose input is the residual stream that the layer's heads read."""
+
+    @abstractmethod
+    def qkv_modules(self, layer: int) -> list[tuple[nn.Module, str]]:
+        """Modules producing q, k, v from the normed residual, with the kinds each produces ("q" or "qkv")."""
+
+    @abstractmethod
+    def out_proj(self, layer: int) -> nn.Module:
+        """The projection whose input is the concatenated head results."""
+
+    @abstractmethod
+    def mlp_norm(self, layer: int) -> nn.Module:
+        """The norm whose input is the residual stream that the MLP reads."""
+
+    @abstractmethod
+    def mlp_out(self, layer: int) -> nn.Module:
+        """The module whose output is what the MLP adds to the residual stream."""
+
+    @abstractmethod
+    def final_norm(self) -> nn.Module:
+        """The norm whose input is the residual stream that the unembedding reads (the `logits` node)."""
+
+    # -- weights -----------------------------------------------------------------------------
+    @abstractmethod
+    def head_in_weights(self, layer: int, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """q, k or v weights as [heads, head_dim, d_model] and bias [heads, head_dim]; k/v per KV head."""
+
+    @abstractmethod
+    def head_out_weights(self, layer: int) -> torch.Tensor:
+        """The out projection split per head: [heads, d_model, head_dim]."""
+
+    @abstractmethod
+    def head_slices(self, layer: int, head: int) -> list[ParamSlice]:
+        """The parameters one query head owns or shares: q/k/v rows (with biases), out-projection columns."""
+
+    def mlp_slices(self, layer: int) -> list[ParamSlice]:
+        """An MLP node owns every parameter of its MLP."""
+        return [
+            ParamSlice(self.name_of(p), 0, 0, p.shape[0])
+            for p in self.mlp_module(layer).parameters()
+        ]
+
+    @abstractmethod
+    def mlp_module(self, layer: int) -> nn.Module: ...
+
+    def attention_bias(self, layer: int) -> torch.Tensor | None:
+        """A constant the attention block adds to the residual stream outside any head (out-projection bias)."""
+        return getattr(self.out_proj(layer), "bias", None)
+
+    def name_of(self, tensor: torch.Tensor) -> str:
+        return self._names[id(tensor)]
+
+    # -- computations shared by all families -------------------------------------------------
+    def project(self, layer: int, kind: str, normed: torch.Tensor) -> torch.Tensor:
+        """Each query head's q (k, v) from its own normed input [heads, b, p, d] -> [b, p, heads * head_dim].
+
+        k and v come out per query head (ungrouped); the attention must then skip its KV repeat,
+        which `ungrouped` arranges.
+        """
+        weight, bias = self.head_in_weights(layer, kind)
+        groups = weight.shape[0]
+        _, b, p, d = normed.shape
+        out = torch.bmm(normed.reshape(groups, -1, d), weight.transpose(1, 2))  # [groups, heads/groups * b * p, e]
+        out = out.view(groups, self.n_heads // groups, b, p, self.head_dim)
+        if bias is not None:
+            out = out + bias[:, None, None, None, :]
+        return out.permute(2, 3, 0, 1, 4).reshape(b, p, self.n_heads * self.head_dim)
+
+    def head_outputs(self, layer: int, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """What each head adds to the residual stream, [heads, b, p, d], from the out projection's input z."""
+        del out  # families with a norm after attention need it
+        return torch.einsum("bphe,hde->hbpd", z.unflatten(-1, (self.n_heads, self.head_dim)), self.head_out_weights(layer))
+
+    @contextmanager
+    def ungrouped(self) -> Iterator[None]:
+        """Let attention take one k/v per query head, as `project` produces them."""
+        saved = []
+        for layer in range(self.n_layers):
+            attention = self.attention(layer)
+            if hasattr(attention, "num_key_value_groups"):
+                saved.append((attention, attention.num_key_value_groups))
+                attention.num_key_value_groups = 1
+        try:
+            yield
+        finally:
+            for attention, groups in saved:
+                attention.num_key_value_groups = groups
+
+    def total_params(self) -> int:
+        """All parameters of the model, tied tensors counted once."""
+        return sum(p.numel() for p in self.model.parameters())
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(p.shape) for name, p in self.model.named_parameters()}

@@ -1,0 +1,196 @@
+"""One forward pass through a Hugging Face model with every graph node tapped.
+
+Sources (`input`, each head, each MLP) are read where they enter the residual stream;
+destinations (each head's q/k/v input, each MLP input, the logits) are the residual stream
+as that destination reads it. A run can keep the sources' live outputs, feed chosen edges a
+target activation instead (`Patch`), and hand the gradient at every destination to a callback.
+Each head reads its own copy of the residual stream, so its q, k and v inputs (and their
+gradients) are separate, as in the EAP-IG reference; with grouped-query attention every
+query head gets its own k and v input.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.hooks import RemovableHandle
+
+from cdelta.graph.adapters import Adapter
+from cdelta.graph.structure import DestinationGroup
+
+GradHook = Callable[[DestinationGroup, torch.Tensor], None]
+"""Called in the backward pass with a destination group and d metric / d input, [n_cols, b, p, d]."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Feed destinations the `target` activation of sources `rows` instead of their live one.
+
+    `mask[i, c]` weighs how much of (target - live) of source `rows.start + i` destination `c`
+    receives: 1 patches the edge, 0 leaves it clean.
+    """
+
+    rows: slice
+    mask: torch.Tensor  # [n_rows, n_destinations]
+    target: torch.Tensor  # [n_rows, b or 1, p or 1, d]
+
+
+class Tap:
+    """Hooks for one run; `values` holds the live outputs of sources `keep` afterwards, [n_keep, b, p, d].
+
+    Node-major layouts ([node, b, p, d]) let every score and correction be one matrix product
+    over a contiguous [node, b * p * d] view.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        *,
+        keep: slice | None = None,
+        patch: Patch | None = None,
+        on_grad: GradHook | None = None,
+    ):
+        self.adapter, self.graph = adapter, adapter.graph
+        if patch is not None:
+            keep = patch.rows if keep is None else slice(min(keep.start, patch.rows.start), max(keep.stop, patch.rows.stop))
+        self.keep, self.patch, self.on_grad = keep, patch, on_grad
+        self.values: torch.Tensor | None = None
+        self._groups = {(g.layer, g.kind): g for g in self.graph.destination_groups()}
+        self._residual: torch.Tensor | None = None
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits at the last position, [b, vocab]."""
+        self.values, handles = None, self._install()
+        try:
+            if self._separate_heads:
+                with self.adapter.ungrouped():
+                    logits = self.adapter.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits
+            else:
+                logits = self.adapter.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits
+        finally:
+            for handle in handles:
+                handle.remove()
+            self._residual = None
+        return logits[:, -1]
+
+    @property
+    def _separate_heads(self) -> bool:
+        return self.patch is not None or self.on_grad is not None
+
+    def _install(self) -> list[RemovableHandle]:
+        a, handles = self.adapter, []
+        handles.append(a.layers()[0].register_forward_pre_hook(self._at_input, with_kwargs=True))
+        for layer in range(a.n_layers):
+            if self._separate_heads:
+                handles.append(a.attn_norm(layer).register_forward_pre_hook(self._at_attn_norm))
+                for module, kinds in a.qkv_modules(layer):
+                    handles.append(module.register_forward_hook(self._qkv_hook(layer, kinds)))
+            handles.append(a.out_proj(layer).register_forward_hook(self._heads_hook(layer)))
+            handles.append(a.mlp_norm(layer).register_forward_pre_hook(self._read_hook(self._groups[layer, "mlp"])))
+            handles.append(a.mlp_out(layer).register_forward_hook(self._mlp_hook(layer)))
+        handles.append(a.final_norm().register_forward_pre_hook(self._read_hook(self._groups[a.n_layers, "logits"])))
+        return handles
+
+    # -- sources -----------------------------------------------------------------------------
+    def _store(self, rows: slice, value: torch.Tensor) -> None:
+        keep = self.keep
+        if keep is None:
+            return
+        start, stop = max(rows.start, keep.start), min(rows.stop, keep.stop)
+        if start >= stop:
+            return
+        if self.values is None:
+            self.values = value.new_zeros(keep.stop - keep.start, *value.shape[1:])
+        self.values[start - keep.start : stop - keep.start] = (
+            value[start - rows.start : stop - rows.start].detach().to(self.values.device)
+        )
+
+    def _wants(self, rows: slice) -> bool:
+        return self.keep is not None and rows.start < self.keep.stop and self.keep.start < rows.stop
+
+    def _at_input(self, module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        self._store(slice(0, 1), hidden.unsqueeze(0))
+        if self.on_grad is None:
+            return None
+        # A fresh leaf, so the backward pass reaches every destination but no parameter.
+        hidden = hidden.detach().requires_grad_(True)
+        if args:
+            return (hidden, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hidden}
+
+    def _heads_hook(self, layer: int) -> Callable:
+        rows = self.graph.head_rows(layer)
+
+        def hook(module: Any, args: tuple, output: torch.Tensor) -> None:
+            if self._wants(rows):
+                self._store(rows, self.adapter.head_outputs(layer, args[0], output))
+
+        return hook
+
+    def _mlp_hook(self, layer: int) -> Callable:
+        row = self.graph.mlp_row(layer)
+
+        def hook(module: Any, args: tuple, output: torch.Tensor) -> None:
+            self._store(slice(row, row + 1), output.unsqueeze(0))
+
+        return hook
+
+    # -- destinations ------------------------------------------------------------------------
+    def _correction(self, group: DestinationGroup) -> torch.Tensor | None:
+        """Sum over upstream patched edges of (target - live), [n_cols, b, p, d], or None."""
+        patch = self.patch
+        if patch is None or self.values is None:
+            return None
+        start, stop = patch.rows.start, min(patch.rows.stop, group.upstream)
+        if start >= stop:
+            return None
+        mask = patch.mask[: stop - start, group.cols]
+        if not bool(mask.any()):
+            return None
+        live = self.values[start - self.keep.start : stop - self.keep.start]  # type: ignore[union-attr]
+        difference = patch.target[: stop - start].to(live.device) - live
+        correction = mask.T.to(live) @ difference.reshape(stop - start, -1)
+        return correction.view(mask.shape[1], *difference.shape[1:])
+
+    def _destination(self, group: DestinationGroup, read: torch.Tensor) -> torch.Tensor:
+        """The input `group` reads, given the residual stream broadcast to [n_cols, b, p, d]."""
+        correction = self._correction(group)
+        if correction is not None:
+            read = read + correction.to(read.device, read.dtype)
+        elif self.on_grad is not None:
+            read = read.clone()
+        if self.on_grad is not None:
+            on_grad = self.on_grad
+            read.register_hook(lambda grad: on_grad(group, grad))
+        return read
+
+    def _read_hook(self, group: DestinationGroup) -> Callable:
+        def hook(module: Any, args: tuple) -> tuple | None:
+            if self.patch is None and self.on_grad is None:
+                return None
+            return (self._destination(group, args[0].unsqueeze(0)).squeeze(0), *args[1:])
+
+        return hook
+
+    def _at_attn_norm(self, module: Any, args: tuple) -> None:
+        self._residual = args[0]
+
+    def _qkv_hook(self, layer: int, kinds: str) -> Callable:
+        norm = self.adapter.attn_norm(layer)
+        n_heads = self.adapter.n_heads
+
+        def hook(module: Any, args: tuple, output: torch.Tensor) -> torch.Tensor:
+            residual = self._residual
+            assert residual is not None, "the attention norm ran before its projections"
+            per_head = residual.unsqueeze(0).expand(n_heads, *residual.shape)
+            outs = []
+            for kind in kinds:
+                read = self._destination(self._groups[layer, kind], per_head)
+                outs.append(self.adapter.project(layer, kind, norm.forward(read)))  # .forward: not our hooks
+            return torch.cat(outs, dim=-1)
+
+        return hook

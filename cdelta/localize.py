@@ -1,0 +1,93 @@
+"""`localize`: contrast pairs in, circuit out — attribution, selection, faithfulness, provenance."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from cdelta.circuit.artifact import Circuit, DataInfo, ModelInfo, SelectionInfo
+from cdelta.circuit.faithfulness import curve_counts, faithfulness
+from cdelta.circuit.selection import RULES, select
+from cdelta.eap.attribute import attribute
+from cdelta.eap.methods import METHODS
+from cdelta.eap.metrics import Metric, metric_name, refusal_logit_diff
+from cdelta.eap.pairs import ContrastPair, batch_pairs, data_fingerprint, tokenize_pairs
+from cdelta.eap.targets import check_intervention
+from cdelta.errors import CdeltaError
+from cdelta.fingerprint import fingerprint
+from cdelta.graph.adapters import adapter_for
+from cdelta.graph.params import ParamAccount
+
+
+def localize(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    pairs: Sequence[ContrastPair],
+    *,
+    refusal_ids: Sequence[int] = (),
+    compliance_ids: Sequence[int] = (),
+    metric: Metric | None = None,
+    method: str = "EAP-IG-inputs",
+    steps: int = 5,
+    intervention: str = "patching",
+    rule: str = "budget",
+    size: float = 0.05,
+    batch_size: int = 8,
+    chat: bool = True,
+    curve_points: int | None = 12,
+    model_name: str = "",
+    progress: bool = True,
+) -> Circuit:
+    """Find the circuit behind `metric` (default: refusal logit difference) on clean vs corrupted prompts.
+
+    `rule` and `size` choose the circuit: a parameter `budget` fraction, `top_edges` / `greedy`
+    edge counts, or `top_nodes`. With `curve_points`, the circuit's faithfulness and a curve over
+    edge counts are measured on the same pairs (None skips that extra pass).
+    """
+    if method not in METHODS:
+        raise CdeltaError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    if rule not in RULES:
+        raise CdeltaError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
+    if rule == "budget" and not 0 < size <= 1:
+        raise CdeltaError(f"a parameter budget is a fraction in (0, 1] of all parameters, got {size}")
+    check_intervention(intervention)
+    metric = metric or refusal_logit_diff(refusal_ids, compliance_ids)
+    adapter = adapter_for(model)
+    model.eval()
+    tokens = tokenize_pairs(tokenizer, pairs, chat)
+    batches = batch_pairs(tokens, batch_size, device=model.get_input_embeddings().weight.device)
+
+    attribution = attribute(adapter, batches, metric, method=method, steps=steps, intervention=intervention, progress=progress)
+    graph, account = adapter.graph, ParamAccount(adapter)
+    selection = select(graph, attribution.scores, account, rule, size)
+    slices = account.slices(selection.nodes)
+    faith = None
+    if curve_points is not None:
+        counts = curve_counts(int(graph.edge_mask().sum()), curve_points)
+        faith = faithfulness(adapter, batches, attribution.scores, selection.edges, metric,
+                             counts=counts, intervention=intervention, progress=progress)
+
+    real = graph.edge_mask()
+    node_names = [n for n, keep in zip(graph.source_names(), selection.nodes.tolist()) if keep]
+    weights = fingerprint(model, [name for name, _ in model.named_parameters()], model_name)
+    return Circuit(
+        model=ModelInfo(
+            name=model_name, fingerprint=weights.digest, family=adapter.family, model_type=model.config.model_type,
+            n_layers=adapter.n_layers, n_heads=adapter.n_heads, n_kv_heads=adapter.n_kv_heads,
+            d_model=adapter.d_model, total_params=account.total,
+        ),
+        data=DataInfo(data_fingerprint(tokens), len(tokens), sum(2 * len(t.clean) for t in tokens)),
+        method=method,
+        steps=attribution.steps,
+        intervention=intervention,
+        metric=metric_name(metric),
+        edges=graph.edge_names(),
+        scores=attribution.scores[real].tolist(),
+        selection=SelectionInfo(selection.rule, size, graph.edge_names(selection.edges)),
+        nodes=node_names + (["logits"] if selection.n_edges else []),
+        param_slices=slices,
+        param_count=account.count(slices),
+        param_fraction=account.fraction(selection.nodes),
+        faithfulness=faith,
+    )

@@ -1,0 +1,99 @@
+"""The organism's build configuration: model shape, training schedule and suite, with a stable hash."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from cdelta.errors import CdeltaError
+from tasks.suite.generate import SuiteCounts
+
+CONFIG_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class OrganismConfig:
+    """Everything that decides the organism's weights: same config, same platform → same bytes."""
+
+    name: str = "organism-v1"
+    seed: int = 0
+    suite_seed: int = 0
+    train_per_category: int = 3000
+    train_per_utility_task: int = 1500
+    vocab_size: int = 3072
+    hidden_size: int = 256
+    intermediate_size: int = 688
+    num_layers: int = 6
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    max_positions: int = 128
+    steps: int = 1600
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = {"str": str, "int": int, "float": (int, float)}[str(f.type)]
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise CdeltaError(
+                    f"organism config field {f.name!r} must be {f.type}, got {type(value).__name__} {value!r}"
+                )
+        positive = [f.name for f in fields(self) if f.type in ("int", "float")
+                    and f.name not in ("seed", "suite_seed", "weight_decay") and getattr(self, f.name) <= 0]
+        if positive:
+            raise CdeltaError(f"organism config fields {positive} must be positive")
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise CdeltaError("organism config: hidden_size must divide by num_heads, num_heads by num_kv_heads")
+
+    @property
+    def suite_counts(self) -> SuiteCounts:
+        return SuiteCounts(train=self.train_per_category, train_per_utility_task=self.train_per_utility_task)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": CONFIG_SCHEMA, **dataclasses.asdict(self)}
+
+    def hash(self) -> str:
+        """Short stable hash of every field: the cache key of a build."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OrganismConfig":
+        data = {k: v for k, v in data.items() if k != "schema"}
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise CdeltaError(
+                f"organism config has unknown fields {sorted(unknown)}; known: {[f.name for f in fields(cls)]}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "OrganismConfig":
+        """Read a TOML or JSON config; fields not given keep their defaults."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CdeltaError(f"cannot read organism config {path}: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise CdeltaError(f"organism config {path} does not parse: {exc}") from None
+        return cls.from_dict(data)
+
+
+DEFAULT = OrganismConfig()
+# Small enough to build in well under two minutes on two cores: for tests of the build path.
+SMALL = OrganismConfig(
+    name="organism-small", train_per_category=300, train_per_utility_task=150, vocab_size=1024,
+    hidden_size=64, intermediate_size=172, num_layers=2, num_heads=4, num_kv_heads=2,
+    steps=150, batch_size=32, lr=3e-3, warmup_steps=20,
+)

@@ -1,0 +1,36 @@
+"""Rates with their sample counts and 95% intervals, as every reported number must carry."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k successes out of n, with a Wilson score 95% interval (sound at 0% and 100%)."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        if self.n == 0:
+            return (float("nan"), float("nan"))
+        p, n, z2 = self.value, self.n, Z95 * Z95
+        centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+        half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+        return (max(0.0, centre - half), min(1.0, centre + half))
+
+    def to_dict(self) -> dict[str, float | int]:
+        lo, hi = self.interval
+        return {"value": self.value, "k": self.k, "n": self.n, "ci95": [lo, hi]}
+
+    def __str__(self) -> str:
+        lo, hi = self.interval
+        return f"{100 * self.value:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={self.n})"

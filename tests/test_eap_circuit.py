@@ -1,0 +1,227 @@
+"""Circuits: selection rules, pruning, parameter budget, faithfulness, circuit.json and `cdelta localize`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import eap_tiny as tiny
+from cdelta.circuit.artifact import Circuit
+from cdelta.circuit.faithfulness import area, circuit_metrics, curve_counts, faithfulness
+from cdelta.circuit.selection import greedy, prune, select, top_edges, top_nodes, within_budget
+from cdelta.eap.attribute import attribute
+from cdelta.eap.metrics import refusal_logit_diff
+from cdelta.eap.pairs import ContrastPair, PairBatch
+from cdelta.errors import CdeltaError
+from cdelta.graph.adapters import adapter_for
+from cdelta.graph.params import ParamAccount
+from cdelta.graph.structure import Graph
+from cdelta.graph.tap import Tap
+from harness.cli import main
+
+METRIC = refusal_logit_diff(tiny.REFUSAL, tiny.COMPLIANCE)
+CLEAN = torch.tensor([[1, 2, 12, 10, 14, 15, 4, 3], [1, 2, 10, 13, 11, 17, 4, 3]])
+CORRUPTED = torch.tensor([[1, 2, 20, 21, 22, 23, 4, 3], [1, 2, 24, 25, 26, 27, 4, 3]])
+BATCHES = [PairBatch(CLEAN, CORRUPTED)]
+PAIRS = [ContrastPair("w1 w2 w3", "w4 w5 w6"), ContrastPair("w7 w8", "w9 w10"), ContrastPair("w11 w2", "w3 w12")]
+
+
+@pytest.fixture(scope="module")
+def scored():
+    adapter = adapter_for(tiny.model("qwen2").double())
+    scores = attribute(adapter, BATCHES, METRIC, method="EAP-IG-inputs", steps=5, progress=False).scores
+    return adapter, scores
+
+
+def _connected(graph: Graph, edges: torch.Tensor, nodes: torch.Tensor) -> bool:
+    owner = graph.destination_owner()
+    has_in = torch.zeros_like(nodes)
+    has_in[owner[edges.any(0) & (owner >= 0)]] = True
+    has_in[0] = True
+    return bool((nodes == (edges.any(1) & has_in)).all())
+
+
+@pytest.mark.parametrize("family", tiny.FAMILIES)
+def test_full_graph_is_exactly_1_and_empty_exactly_0(family: str) -> None:
+    adapter = adapter_for(tiny.model(family).double())
+    graph = adapter.graph
+    scores = attribute(adapter, BATCHES, METRIC, method="EAP", progress=False).scores
+    n = int(graph.edge_mask().sum())
+    result = faithfulness(adapter, BATCHES, scores, graph.edge_mask(), METRIC, counts=[0, 3, n], progress=False)
+    assert result.circuit == 1.0
+    assert result.values[0] == 0.0 and result.values[-1] == 1.0
+    # ...and the full and empty runs are the clean and corrupted model, not just each other.
+    with torch.no_grad():
+        clean = adapter.model(input_ids=CLEAN).logits[:, -1]
+        corrupted = adapter.model(input_ids=CORRUPTED).logits[:, -1]
+    atol = 1e-5 if family == "gemma2" else 1e-9
+    assert result.full == pytest.approx(float(METRIC(clean, clean).sum()), abs=atol)
+    assert result.empty == pytest.approx(float(METRIC(corrupted, clean).sum()), abs=atol)
+
+
+def test_curve_counts_and_area() -> None:
+    assert curve_counts(100, points=4) == [0, 1, 10, 100]
+    assert area([0, 50, 100], [0.0, 0.5, 1.0]) == pytest.approx(0.5)
+    assert area([0, 10, 100], [0.0, 1.0, 1.0]) == pytest.approx(0.95)
+    with pytest.raises(CdeltaError):
+        curve_counts(10, points=1)
+
+
+def test_faithfulness_needs_a_metric_that_moves() -> None:
+    adapter = adapter_for(tiny.model("gpt2"))
+    same = [PairBatch(CLEAN, CLEAN)]
+    scores = torch.zeros(adapter.graph.n_sources, adapter.graph.n_destinations)
+    with pytest.raises(CdeltaError, match="faithfulness is undefined"):
+        faithfulness(adapter, same, scores, adapter.graph.edge_mask(), METRIC, counts=[0], progress=False)
+    with pytest.raises(CdeltaError, match="no data"):
+        circuit_metrics(adapter, [], [adapter.graph.edge_mask()], METRIC, progress=False)
+
+
+def test_prune_drops_dangling_nodes() -> None:
+    graph = Graph(2, 2)
+    edges = graph.edges_from_names([
+        "input->a0.h0<q>", "a0.h0->logits",        # kept: input -> a0.h0 -> logits
+        "input->a0.h1<k>", "a0.h1->a1.h0<v>",      # a1.h0 has no outgoing edge: it and its inputs go
+        "a1.h1->logits",                           # a1.h1 has no incoming edge: goes
+    ])
+    kept, nodes = prune(graph, edges)
+    assert graph.edge_names(kept) == ["input->a0.h0<q>", "a0.h0->logits"]
+    assert [n for n, keep in zip(graph.source_names(), nodes.tolist()) if keep] == ["input", "a0.h0"]
+
+
+def test_top_edges_nodes_and_greedy(scored) -> None:
+    adapter, scores = scored
+    graph = adapter.graph
+    chosen = top_edges(graph, scores, 10)
+    assert chosen.n_edges <= 10 and _connected(graph, chosen.edges, chosen.nodes)
+    ranked = scores.abs()[graph.edge_mask()].sort(descending=True).values
+    assert scores.abs()[chosen.edges].min() >= ranked[9]
+
+    nodes = top_nodes(graph, scores, 3)
+    assert int(nodes.nodes[1:].sum()) <= 3 and _connected(graph, nodes.edges, nodes.nodes)
+    best = scores.sum(1)[1:].abs().argmax() + 1
+    assert nodes.nodes[best]
+
+    grown = greedy(graph, scores, n_edges=12)
+    assert grown.n_edges <= 12 and _connected(graph, grown.edges, grown.nodes)
+    assert grown.edges[:, -1].any()  # grown from the logits
+    with pytest.raises(CdeltaError, match="cannot select"):
+        top_edges(graph, scores, 10**6)
+    with pytest.raises(CdeltaError, match="unknown selection rule"):
+        select(graph, scores, ParamAccount(adapter), "random", 3)
+
+
+def test_budget_bounds_the_parameter_fraction(scored) -> None:
+    adapter, scores = scored
+    graph, account = adapter.graph, ParamAccount(adapter)
+    small, large = within_budget(graph, scores, account, 0.08), within_budget(graph, scores, account, 0.5)
+    for chosen, budget in ((small, 0.08), (large, 0.5)):
+        assert 0 < account.fraction(chosen.nodes) <= budget
+        assert _connected(graph, chosen.edges, chosen.nodes)
+    assert int(large.nodes.sum()) > int(small.nodes.sum())
+    with pytest.raises(CdeltaError, match="no circuit fits a parameter budget"):
+        within_budget(graph, scores, account, 1e-6)
+    for impossible in (0.0, 1.5):
+        with pytest.raises(CdeltaError, match=r"fraction in \(0, 1\]"):
+            within_budget(graph, scores, account, impossible)
+
+
+def test_localize_writes_a_circuit_that_round_trips(tmp_path) -> None:
+    from cdelta.localize import localize
+
+    model, tok = tiny.model("llama"), tiny.tokenizer()
+    circuit = localize(model, tok, PAIRS, refusal_ids=tiny.REFUSAL, compliance_ids=tiny.COMPLIANCE,
+                       rule="budget", size=0.3, curve_points=5, progress=False)
+    graph = adapter_for(model).graph
+    assert circuit.edges == graph.edge_names() and len(circuit.scores) == len(circuit.edges)
+    assert circuit.param_fraction <= 0.3 and circuit.param_count > 0
+    assert set(circuit.selection.edges) <= set(circuit.edges)
+    assert "logits" in circuit.nodes and circuit.faithfulness is not None
+    assert circuit.faithfulness.values[0] == 0.0 and circuit.faithfulness.values[-1] == 1.0
+    assert circuit.data.n_pairs == 3 and circuit.model.fingerprint and circuit.data.fingerprint.startswith("sha256:")
+
+    path = tmp_path / "circuit.json"
+    circuit.save(path)
+    assert Circuit.load(path) == circuit
+    assert [p.name for p in tmp_path.iterdir()] == ["circuit.json"]  # no temporary left behind
+    raw = json.loads(path.read_text())
+    raw["schema_version"] = 99
+    path.write_text(json.dumps(raw))
+    with pytest.raises(CdeltaError, match="schema version 99"):
+        Circuit.load(path)
+
+
+def test_localize_fingerprint_tracks_the_weights() -> None:
+    from cdelta.localize import localize
+
+    kwargs = dict(refusal_ids=tiny.REFUSAL, compliance_ids=tiny.COMPLIANCE, method="EAP", curve_points=None, progress=False)
+    first = localize(tiny.model("gpt2", seed=0), tiny.tokenizer(), PAIRS, **kwargs)
+    second = localize(tiny.model("gpt2", seed=1), tiny.tokenizer(), PAIRS, **kwargs)
+    assert first.model.fingerprint != second.model.fingerprint
+    assert first.data.fingerprint == second.data.fingerprint
+
+
+def _model_dir(tmp_path):
+    folder = tmp_path / "model"
+    tiny.model("mistral").save_pretrained(folder)
+    tiny.tokenizer().save_pretrained(folder)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"clean": p.clean, "corrupted": p.corrupted}) + "\n" for p in PAIRS))
+    return folder, pairs
+
+
+def test_cli_writes_circuit_and_plots(tmp_path, capsys) -> None:
+    folder, pairs = _model_dir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--budget", "0.3", "--steps", "3",
+                 "--refusal", "I", "--refusal", "Sorry", "--compliance", "Sure", "--compliance", "Here",
+                 "--curve-points", "4", "--quiet", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["circuit.json", "faithfulness.png", "heatmap.png"]
+    circuit = Circuit.load(out / "circuit.json")
+    assert circuit.method == "EAP-IG-inputs" and circuit.steps == 3 and circuit.param_fraction <= 0.3
+    assert "parameter fraction" in capsys.readouterr().out
+
+
+def test_cli_impossible_budget_leaves_no_circuit(tmp_path, capsys) -> None:
+    folder, pairs = _model_dir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--budget", "1e-6", "--method", "EAP",
+                 "--refusal-ids", ",".join(map(str, tiny.REFUSAL)), "--compliance-ids", ",".join(map(str, tiny.COMPLIANCE)),
+                 "--quiet", "-o", str(out)])
+    assert code == 1
+    assert "no circuit fits a parameter budget" in capsys.readouterr().err
+    assert not (out / "circuit.json").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_unequal_pairs_and_empty_file(tmp_path, capsys) -> None:
+    folder, pairs = _model_dir(tmp_path)
+    pairs.write_text(json.dumps({"clean": "w1 w2 w3", "corrupted": "w4"}) + "\n")
+    args = ["localize", "--model", str(folder), "--pairs", str(pairs), "--refusal", "Sorry", "--compliance", "Sure",
+            "--quiet", "-o", str(tmp_path / "out")]
+    assert main(args) == 1
+    assert "equal token length" in capsys.readouterr().err
+    pairs.write_text("")
+    assert main(args) == 1
+    assert "no contrast pairs" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    pairs.write_text(json.dumps({"clean": "w1", "corrupted": "w2"}) + "\n")
+    assert main([*args[:5], "--refusal", "nonsense", "--compliance", "Sure", "--quiet", "-o", str(tmp_path / "out")]) == 1
+    assert "none of the openings" in capsys.readouterr().err
+
+
+def test_tap_leaves_no_hooks_behind() -> None:
+    adapter = adapter_for(tiny.model("gemma2"))
+
+    def count() -> int:
+        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in adapter.model.modules())
+
+    before = count()
+    with torch.no_grad():
+        Tap(adapter, keep=slice(0, 3)).run(CLEAN)
+    with pytest.raises(IndexError):
+        Tap(adapter, keep=slice(0, 3)).run(torch.full((1, 4), 10**6))  # out-of-vocabulary id fails inside
+    assert count() == before
+    assert all(a.num_key_value_groups == 2 for a in (adapter.attention(i) for i in range(adapter.n_layers)))
