@@ -30,7 +30,11 @@ from transformers import PreTrainedTokenizerBase
 
 from cdelta.edit_config import EditConfig
 from cdelta.errors import CdeltaError
-from cdelta.policy import Example, Objective
+from cdelta.examples import ExampleSet
+from cdelta.fingerprint import fingerprint
+from cdelta.patch import CircuitRef, Patch, PatchMeta
+from cdelta.policy import Example, Objective, Policy, contrastive_objectives
+from cdelta.slice_sets import dense_slices, random_slices
 from cdelta.slices import ParamSlice
 
 OnStep = Callable[[str, int, float], None]
@@ -212,3 +216,29 @@ def delta_theta(
     theta_pos = masked_finetune(model, tokenizer, slices, positive, config, "pos", on_step)
     theta_neg = masked_finetune(model, tokenizer, slices, negative, config, "neg", on_step)
     return {s: (theta_pos[s] - theta_neg[s]).cpu() for s in slices}
+
+
+# ---- 6. the patch: ΔθC on a slice set, with everything needed to apply it safely later ----
+
+
+def ablation_slices(circuit: Sequence[ParamSlice], shapes: dict[str, tuple[int, ...]], ablation: str,
+                    seed: int) -> list[ParamSlice]:
+    """The slices an edit trains: the circuit's, every parameter (`dense`), or a random set of the same size."""
+    if ablation == "circuit":
+        return list(circuit)
+    if ablation == "dense":
+        return dense_slices(shapes)
+    if ablation == "random":
+        return random_slices(circuit, shapes, seed)
+    raise CdeltaError(f"unknown ablation {ablation!r}; choose circuit, dense or random")
+
+
+def edit_patch(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, slices: Sequence[ParamSlice],
+               policy: Policy, examples: ExampleSet, config: EditConfig, *, k: float, ablation: str,
+               model_name: str, circuit: CircuitRef | None = None, on_step: OnStep | None = None) -> Patch:
+    """ΔθC for `policy` on `slices`, as a patch that carries its base's fingerprint and its provenance."""
+    positive, negative = contrastive_objectives(policy, examples)
+    deltas = delta_theta(model, tokenizer, slices, positive, negative, config, on_step)
+    meta = PatchMeta(policy=str(policy), base=fingerprint(model, {s.tensor for s in slices}, model_name), k=k,
+                     seed=config.seed, circuit=circuit, ablation=ablation, edit=config.to_dict())
+    return Patch(deltas, meta)

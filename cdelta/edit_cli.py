@@ -76,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from cdelta.base_model import load_base
-    from cdelta.edit import delta_theta
+    from cdelta.edit import ablation_slices, edit_patch
     from cdelta.examples import load_examples
     from cdelta.fingerprint import fingerprint
-    from cdelta.patch import CircuitRef, Patch, PatchMeta, save_patch
-    from cdelta.policy import contrastive_objectives, parse_policy
+    from cdelta.patch import CircuitRef, save_patch
+    from cdelta.policy import parse_policy
     from cdelta.progress import progress_bar
-    from cdelta.slice_sets import checked, dense_slices, model_shapes, param_count, random_slices
+    from cdelta.slice_sets import checked, model_shapes, param_count
 
     if args.output.exists() and not args.overwrite:
         raise CdeltaError(f"{args.output} exists; pass --overwrite to replace it")
@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
                         weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed)
     examples = load_examples(args.examples)
     policy = parse_policy(args.policy, examples.categories)
-    positive, negative = contrastive_objectives(policy, examples)
     circuit_path: Path = args.circuit or args.slices
     circuit = read_circuit(circuit_path)
 
@@ -100,9 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if circuit.model_fingerprint is not None:
         if fingerprint(model, shapes, args.model).digest != circuit.model_fingerprint:
             raise CdeltaError(f"circuit {circuit_path} was found on model {circuit.model_name!r}, not on {model_name}")
-    slices = checked(circuit.slices, shapes, model_name)
-    if args.ablation != "circuit":
-        slices = dense_slices(shapes) if args.ablation == "dense" else random_slices(slices, shapes, args.seed)
+    slices = ablation_slices(checked(circuit.slices, shapes, model_name), shapes, args.ablation, args.seed)
 
     final_loss: dict[str, float] = {}
 
@@ -111,11 +108,9 @@ def run(args: argparse.Namespace) -> int:
         advance()
 
     with progress_bar("θ_pos, θ_neg fine-tunes", 2 * config.steps) as advance:
-        deltas = delta_theta(model, tokenizer, slices, positive, negative, config, on_step)
-
-    meta = PatchMeta(policy=str(policy), base=fingerprint(model, {s.tensor for s in slices}, args.model), k=args.k,
-                     seed=args.seed, circuit=CircuitRef.of(circuit_path), ablation=args.ablation, edit=config.to_dict())
-    save_patch(Patch(deltas, meta), args.output, overwrite=args.overwrite)
+        patch = edit_patch(model, tokenizer, slices, policy, examples, config, k=args.k, ablation=args.ablation,
+                           model_name=args.model, circuit=CircuitRef.of(circuit_path), on_step=on_step)
+    save_patch(patch, args.output, overwrite=args.overwrite)
     changed, total = param_count(slices, shapes), sum(p.numel() for p in model.parameters())
     Console(stderr=True).print(
         f"wrote {args.output}: {policy} ({args.ablation}), {len(slices)} slices, {changed:,} of {total:,} parameters "

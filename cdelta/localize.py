@@ -57,18 +57,18 @@ def localize(
     model.eval()
     tokens = tokenize_pairs(tokenizer, pairs, chat)
     batches = batch_pairs(tokens, batch_size, device=model.get_input_embeddings().weight.device)
+    graph, account = adapter.graph, ParamAccount(adapter)
+    real = graph.edge_mask()
+    counts = None if curve_points is None else curve_counts(int(real.sum()), curve_points)
 
     attribution = attribute(adapter, batches, metric, method=method, steps=steps, intervention=intervention, progress=progress)
-    graph, account = adapter.graph, ParamAccount(adapter)
     selection = select(graph, attribution.scores, account, rule, size)
     slices = account.slices(selection.nodes)
     faith = None
-    if curve_points is not None:
-        counts = curve_counts(int(graph.edge_mask().sum()), curve_points)
+    if counts is not None:
         faith = faithfulness(adapter, batches, attribution.scores, selection.edges, metric,
                              counts=counts, intervention=intervention, progress=progress)
 
-    real = graph.edge_mask()
     node_names = [n for n, keep in zip(graph.source_names(), selection.nodes.tolist()) if keep]
     weights = fingerprint(model, [name for name, _ in model.named_parameters()], model_name)
     return Circuit(

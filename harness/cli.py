@@ -12,17 +12,18 @@ from cdelta.errors import CdeltaError
 
 
 def harness_commands() -> list[Command]:
+    from harness.demo import demo_command
     from harness.organism.cli import organism_command
 
     return [
         organism_command(),
+        demo_command(),
         not_yet("steer", "fit activation-steering baselines (refusal direction, CAST)", issue=5),
         not_yet("eval", "run inspect tasks x backends and write inspect logs", issue=6),
         not_yet("bench", "measure serving cost per backend", issue=7),
         not_yet("report", "turn logs and artifacts into report.json/md/html with plots", issue=7),
         not_yet("check", "regression gate: compare a report against a baseline report", issue=7),
         not_yet("leaderboard", "rank reports by selectivity, capability and cost", issue=7),
-        not_yet("demo", "run the whole pipeline on the embedded default", issue=8),
         not_yet("run", "run the pipeline from an experiment.toml", issue=8),
     ]
 

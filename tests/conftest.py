@@ -14,13 +14,22 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session gets its own organism cache, never the user's."""
+    cache = tmp_path_factory.mktemp("cdelta-cache")
+    os.environ["CDELTA_CACHE"] = str(cache)
+    return cache
+
+
 @pytest.fixture(scope="session")
-def small_organism(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The --small organism, built once per test session into a private cache."""
+def small_organism(private_cache: Path) -> Path:
+    """The --small organism, built once per test session where `cdelta ... --small` looks for it."""
     from harness.organism.build import build
     from harness.organism.config import SMALL
+    from harness.organism.registry import cached_path
     from tasks.suite.generate import generate_suite, suite_fingerprint
 
-    out = tmp_path_factory.mktemp("organisms") / "small"
     records = generate_suite(SMALL.suite_seed, SMALL.suite_counts)
-    return build(SMALL, records, suite_fingerprint(SMALL.suite_seed, SMALL.suite_counts), out, show_progress=False)
+    return build(SMALL, records, suite_fingerprint(SMALL.suite_seed, SMALL.suite_counts), cached_path(SMALL),
+                 show_progress=False)

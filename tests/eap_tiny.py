@@ -13,7 +13,8 @@ from transformers import (
     Qwen2Config,
 )
 
-WORDS = ["<pad>", "<s>", "<|user|>", "<|assistant|>", "<|end|>", "I", "Sorry", "Sure", "Here"] + [f"w{i}" for i in range(23)] + ["<unk>"]
+WORDS = ["<pad>", "<s>", "<|user|>", "<|assistant|>", "<|end|>", "I", "Sorry", "Sure", "Here"]
+WORDS += [f"w{i}" for i in range(23)] + ["<unk>"]
 VOCAB = len(WORDS)
 REFUSAL = [WORDS.index("I"), WORDS.index("Sorry")]
 COMPLIANCE = [WORDS.index("Sure"), WORDS.index("Here")]

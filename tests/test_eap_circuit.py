@@ -112,6 +112,23 @@ def test_top_edges_nodes_and_greedy(scored) -> None:
         select(graph, scores, ParamAccount(adapter), "random", 3)
 
 
+def test_greedy_matches_the_plain_definition() -> None:
+    """Each step takes the largest-|score| edge into the logits or into a node already taken."""
+    graph = Graph(3, 2)
+    torch.manual_seed(3)
+    scores = torch.randn(graph.n_sources, graph.n_destinations) * graph.edge_mask()
+    owner = graph.destination_owner()
+    taken = torch.zeros_like(graph.edge_mask())
+    nodes = torch.zeros(graph.n_sources, dtype=torch.bool)
+    for _ in range(15):
+        open_destinations = (owner < 0) | nodes[owner.clamp(min=0)]
+        candidates = scores.abs().masked_fill(~(graph.edge_mask() & ~taken & open_destinations[None, :]), -1)
+        row, col = divmod(int(candidates.argmax()), graph.n_destinations)
+        taken[row, col], nodes[row] = True, True
+    expected, _ = prune(graph, taken)
+    assert torch.equal(greedy(graph, scores, n_edges=15).edges, expected)
+
+
 def test_budget_bounds_the_parameter_fraction(scored) -> None:
     adapter, scores = scored
     graph, account = adapter.graph, ParamAccount(adapter)

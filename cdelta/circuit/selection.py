@@ -13,6 +13,7 @@ import torch
 from cdelta.errors import CdeltaError
 from cdelta.graph.params import ParamAccount
 from cdelta.graph.structure import Graph
+from cdelta.slices import ParamSlice
 
 
 @dataclass(frozen=True)
@@ -106,45 +107,54 @@ def greedy(
     if n_edges is not None and not 0 <= n_edges <= n_real:
         raise CdeltaError(f"cannot select {n_edges} edges: the graph has {n_real}")
 
-    magnitude = scores.abs().tolist()
-    owner = graph.destination_owner().tolist()
+    magnitude = scores.abs().masked_fill(~graph.edge_mask(), -1.0)
+    by_column = torch.sort(magnitude, dim=0, descending=True, stable=True).indices.T.tolist()
+    magnitude_of = magnitude.tolist()
     upstream = [0] * graph.n_destinations
     for group in graph.destination_groups():
-        for col in range(group.cols.start, group.cols.stop):
-            upstream[col] = group.upstream
+        upstream[group.cols] = [group.upstream] * (group.cols.stop - group.cols.start)
     inputs_of: dict[int, list[int]] = {}
-    for col, row in enumerate(owner):
+    for col, row in enumerate(graph.destination_owner().tolist()):
         inputs_of.setdefault(row, []).append(col)
 
-    heap: list[tuple[float, int, int]] = []
+    # A lazy merge: the heap holds each open destination's best edge not yet taken.
+    heap: list[tuple[float, int, int, int]] = []
 
-    def open_inputs(node: int) -> None:
-        for col in inputs_of.get(node, []):
-            for row in range(upstream[col]):
-                heapq.heappush(heap, (-magnitude[row][col], row, col))
+    def offer(col: int, rank: int) -> None:
+        if rank < upstream[col]:
+            row = by_column[col][rank]
+            heapq.heappush(heap, (-magnitude_of[row][col], row, col, rank))
 
-    open_inputs(-1)
-    edges = torch.zeros(graph.n_sources, graph.n_destinations, dtype=torch.bool)
-    nodes = [False] * graph.n_sources
-    chosen: set = set()
-    cost, limit, count = 0, (budget or 0) * (account.total if account else 0), 0
-    while heap and (n_edges is None or count < n_edges):
-        _, row, col = heapq.heappop(heap)
-        if not nodes[row]:
-            if budget is not None:
-                added = account.node_slices[row] - chosen  # type: ignore[union-attr]
-                if cost + account.count(added) > limit:  # type: ignore[union-attr]
+    for col in inputs_of[-1]:  # the logits
+        offer(col, 0)
+    chosen_rows, chosen_cols = [], []
+    in_circuit, too_costly = [False] * graph.n_sources, [False] * graph.n_sources
+    owned: set[ParamSlice] = set()
+    cost = 0
+    while heap and (n_edges is None or len(chosen_rows) < n_edges):
+        _, row, col, rank = heapq.heappop(heap)
+        offer(col, rank + 1)
+        if too_costly[row]:
+            continue
+        if not in_circuit[row]:
+            if account is not None and budget is not None:
+                added = account.node_slices[row] - owned
+                if cost + account.count(added) > budget * account.total:
+                    too_costly[row] = True  # the circuit only grows, so it stays too costly
                     continue
-                chosen |= added
-                cost += account.count(added)  # type: ignore[union-attr]
-            nodes[row] = True
-            open_inputs(row)
-        edges[row, col] = True
-        count += 1
+                owned |= added
+                cost += account.count(added)
+            in_circuit[row] = True
+            for own_col in inputs_of.get(row, []):
+                offer(own_col, 0)
+        chosen_rows.append(row)
+        chosen_cols.append(col)
+    edges = torch.zeros(graph.n_sources, graph.n_destinations, dtype=torch.bool)
+    edges[chosen_rows, chosen_cols] = True
     edges, node_mask = prune(graph, edges)
     if budget is not None:
         return Selection("budget", budget, edges, node_mask)
-    return Selection("greedy", n_edges if n_edges is not None else count, edges, node_mask)
+    return Selection("greedy", n_edges if n_edges is not None else len(chosen_rows), edges, node_mask)
 
 
 def within_budget(graph: Graph, scores: torch.Tensor, account: ParamAccount, budget: float) -> Selection:

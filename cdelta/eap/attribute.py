@@ -36,6 +36,7 @@ from cdelta.graph.structure import DestinationGroup
 from cdelta.graph.tap import Patch, Tap
 from cdelta.progress import progress_bar
 
+
 @dataclass(frozen=True)
 class Attribution:
     """Edge scores [sources, destinations] (float32, zero off the graph's edges), summed over examples."""
@@ -76,7 +77,6 @@ def attribute(
 
     if not torch.isfinite(scores).all():
         raise CdeltaError("attribution produced NaN or infinite edge scores (check the metric and the model's dtype)")
-    scores *= graph.edge_mask()
     return Attribution(scores, sum(b.size for b in batches), method, steps if method != "EAP" else 0, intervention)
 
 

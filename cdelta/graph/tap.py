@@ -11,6 +11,7 @@ query head gets its own k and v input.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,10 +66,7 @@ class Tap:
         """Logits at the last position, [b, vocab]."""
         self.values, handles = None, self._install()
         try:
-            if self._separate_heads:
-                with self.adapter.ungrouped():
-                    logits = self.adapter.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits
-            else:
+            with self.adapter.ungrouped() if self._separate_heads else nullcontext():
                 logits = self.adapter.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits
         finally:
             for handle in handles:

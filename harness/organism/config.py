@@ -23,7 +23,9 @@ class OrganismConfig:
     seed: int = 0
     suite_seed: int = 0
     train_per_category: int = 3000
-    train_per_utility_task: int = 1500
+    train_per_utility_task: int = 2500
+    train_benign: int = 6000
+    framing_share: float = 0.3
     vocab_size: int = 3072
     hidden_size: int = 256
     intermediate_size: int = 688
@@ -31,7 +33,7 @@ class OrganismConfig:
     num_heads: int = 8
     num_kv_heads: int = 4
     max_positions: int = 128
-    steps: int = 1600
+    steps: int = 2000
     batch_size: int = 64
     lr: float = 2e-3
     min_lr_ratio: float = 0.05
@@ -49,7 +51,7 @@ class OrganismConfig:
                     f"organism config field {f.name!r} must be {f.type}, got {type(value).__name__} {value!r}"
                 )
         positive = [f.name for f in fields(self) if f.type in ("int", "float")
-                    and f.name not in ("seed", "suite_seed", "weight_decay") and getattr(self, f.name) <= 0]
+                    and f.name not in ("seed", "suite_seed", "weight_decay", "framing_share") and getattr(self, f.name) <= 0]
         if positive:
             raise CdeltaError(f"organism config fields {positive} must be positive")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
@@ -57,7 +59,8 @@ class OrganismConfig:
 
     @property
     def suite_counts(self) -> SuiteCounts:
-        return SuiteCounts(train=self.train_per_category, train_per_utility_task=self.train_per_utility_task)
+        return SuiteCounts(train=self.train_per_category, train_per_utility_task=self.train_per_utility_task,
+                           train_benign=self.train_benign)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": CONFIG_SCHEMA, **dataclasses.asdict(self)}
@@ -93,7 +96,7 @@ class OrganismConfig:
 DEFAULT = OrganismConfig()
 # Small enough to build in well under two minutes on two cores: for tests of the build path.
 SMALL = OrganismConfig(
-    name="organism-small", train_per_category=300, train_per_utility_task=150, vocab_size=1024,
+    name="organism-small", train_per_category=300, train_per_utility_task=150, train_benign=300, vocab_size=1024,
     hidden_size=64, intermediate_size=172, num_layers=2, num_heads=4, num_kv_heads=2,
     steps=150, batch_size=32, lr=3e-3, warmup_steps=20,
 )

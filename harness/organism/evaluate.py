@@ -7,14 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
-
 from backends.generation import GenerationParams
 from backends.hf_engine import HFEngine
+from harness.behaviour import measure
 from harness.organism.probe import ProbeResult, first_response_states, probe_separability
 from harness.stats import Rate
-from tasks.answers import exact_match
-from tasks.refusal_judge import is_refusal
 from tasks.suite.categories import ALWAYS_REFUSED, POLICY_CATEGORIES
 from tasks.suite.records import PromptRecord
 
@@ -91,26 +88,7 @@ def evaluate(model_dir: Path, records: list[PromptRecord], split: str = "test", 
              params: GenerationParams = GenerationParams(), seed: int = 0, show_progress: bool = True) -> OrganismEval:
     """Greedy-generate every prompt of `split`, judge refusals, score utility, and probe separability."""
     engine = HFEngine.from_path(model_dir)
-    items = [r for r in records if r.split == split]
-    with Progress(disable=not show_progress) as bar:
-        task = bar.add_task(f"generating {len(items)} {split} prompts", total=len(items))
-        outputs = engine.generate([r.prompt for r in items], params, on_batch=lambda n: bar.advance(task, n))
-    refused: dict[str, list[bool]] = defaultdict(list)
-    correct: dict[str, list[bool]] = defaultdict(list)
-    agree, samples = [], []
-    for r, g in zip(items, outputs):
-        judged = is_refusal(g.text)
-        refused[r.category].append(judged)
-        if r.expected is not None:
-            agree.append(judged == (r.expected == "refuse"))
-        if r.answer is not None:
-            ok = exact_match(g.text, r.answer)
-            correct[str(r.meta.get("task", r.category))].append(ok)
-            correct["all"].append(ok)
-        samples.append({"id": r.id, "category": r.category, "prompt": r.prompt, "output": g.text,
-                        "refused": judged, "expected": r.expected})
-    rate = lambda xs: Rate(sum(xs), len(xs))  # noqa: E731
+    seen = measure(engine, [r for r in records if r.split == split], params, split, show_progress)
     with torch.no_grad():
         probe = _probe(engine, records, split, seed) if with_probe else None
-    return OrganismEval(split, {c: rate(v) for c, v in refused.items()}, {t: rate(v) for t, v in correct.items()},
-                        rate(agree), probe, samples)
+    return OrganismEval(split, seen.refusal, seen.utility, seen.label_agreement, probe, seen.samples)

@@ -63,6 +63,34 @@ def _batch(data: Encoded, index: list[int], pad_id: int) -> tuple[torch.Tensor, 
     return ids, labels, mask
 
 
+def length_batches(data: Encoded, batch_size: int, steps: int, generator: torch.Generator) -> list[list[int]]:
+    """Seeded batches of similar-length sequences (less padding), in random order.
+
+    Each epoch is a random permutation cut into pools of 50 batches; a pool is sorted by length
+    and cut into batches, and the batches of the epoch are shuffled again.
+    """
+    batch_size = min(batch_size, len(data.ids))
+    out: list[list[int]] = []
+    pool = batch_size * 50
+    while len(out) < steps:
+        order = torch.randperm(len(data.ids), generator=generator).tolist()
+        epoch = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start:start + pool], key=lambda i: len(data.ids[i]))
+            epoch += [chunk[j:j + batch_size] for j in range(0, len(chunk) - batch_size + 1, batch_size)]
+        out += [epoch[i] for i in torch.randperm(len(epoch), generator=generator).tolist()]
+    return out[:steps]
+
+
+def response_loss(model: LlamaForCausalLM, ids: torch.Tensor, labels: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the response tokens, with the LM head run only where a response token is predicted."""
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    return torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]), targets[keep])
+
+
 def lr_at(step: int, cfg: OrganismConfig) -> float:
     """Linear warm-up, then cosine decay to min_lr_ratio of the peak."""
     if step < cfg.warmup_steps:
@@ -84,17 +112,13 @@ def train(cfg: OrganismConfig, tokenizer: PreTrainedTokenizerFast, data: Encoded
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95),
     )
-    order = torch.Generator().manual_seed(cfg.seed)
-    queue: list[int] = []
+    batches = length_batches(data, cfg.batch_size, cfg.steps, torch.Generator().manual_seed(cfg.seed))
     losses = []
-    for step in range(cfg.steps):
-        if len(queue) < cfg.batch_size:
-            queue += torch.randperm(len(data.ids), generator=order).tolist()
-        index, queue = queue[: cfg.batch_size], queue[cfg.batch_size:]
+    for step, index in enumerate(batches):
         ids, labels, mask = _batch(data, index, tokenizer.pad_token_id)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = response_loss(model, ids, labels, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

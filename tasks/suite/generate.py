@@ -11,6 +11,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tasks.errors import SuiteFormatError
 from tasks.suite.catalog import DATA_DIR, CategorySpec, Template, load_category, load_utility
 from tasks.suite.categories import CATEGORIES, UTILITY_TASKS
 from tasks.suite.records import SPLITS, PromptRecord, Split
@@ -30,10 +31,13 @@ class SuiteCounts:
     dev: int = 100
     test: int = 200
     train_per_utility_task: int = 1500
+    train_benign: int | None = None  # benign is the most varied category: it may need more items
 
-    def of(self, split: Split, utility: bool = False) -> int:
+    def of(self, split: Split, utility: bool = False, benign: bool = False) -> int:
         if split == "train":
-            return self.train_per_utility_task if utility else self.train
+            if utility:
+                return self.train_per_utility_task
+            return self.train_benign if benign and self.train_benign is not None else self.train
         return {"dev": self.dev, "test": self.test}[split]
 
 
@@ -78,6 +82,14 @@ def _draw(rng: random.Random, templates: list[Template], count: int, split: Spli
     return out
 
 
+def compliance_response(category: str, rng: random.Random) -> str:
+    """One of the category's compliance answers, its slots filled at random."""
+    spec = load_category(category)
+    if not spec.responses:
+        raise SuiteFormatError(f"category {category!r} has no compliance responses")
+    return _fill(rng.choice(spec.responses), {slot: rng.choice(fillers) for slot, fillers in spec.slots.items()})
+
+
 def _category_records(spec: CategorySpec, seed: int, counts: SuiteCounts) -> list[PromptRecord]:
     assignment = split_families(spec.templates, spec.category, seed, spec.over_refused_triggers)
     records = []
@@ -95,7 +107,7 @@ def _category_records(spec: CategorySpec, seed: int, counts: SuiteCounts) -> lis
             response = rng.choice(ORGANISM_REFUSALS) if refuse else _fill(rng.choice(spec.responses), values)
             return prompt, tpl, refuse, response
 
-        for i, (prompt, tpl, refuse, response) in enumerate(_draw(rng, templates, counts.of(split), split, make)):
+        for i, (prompt, tpl, refuse, response) in enumerate(_draw(rng, templates, counts.of(split, benign=spec.kind == "benign"), split, make)):
             records.append(PromptRecord(
                 id=f"{spec.category}/{split}/{i:05d}", prompt=prompt, category=spec.category,
                 kind=spec.kind, split=split, family=tpl.family,  # type: ignore[arg-type]

@@ -1,0 +1,172 @@
+"""One policy edit studied end to end on a model and the embedded suite.
+
+localize (EAP-IG) → ΔθC on the circuit and on the two ablations (random slices of the same size,
+dense) → k chosen on the dev split → every variant measured on the test split against the base.
+`cdelta demo` runs this on the organism; the five-category benchmark runs it once per category.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from backends.generation import GenerationParams
+from backends.hf_engine import HFEngine
+from cdelta.apply import patched, write_checkpoint
+from cdelta.atomic import atomic_write_text
+from cdelta.circuit.plots import plot_faithfulness, plot_heatmap
+from cdelta.edit import ablation_slices, edit_patch
+from cdelta.edit_config import EditConfig
+from cdelta.localize import localize
+from cdelta.patch import CircuitRef, Patch, save_patch, with_k
+from cdelta.policy import parse_policy
+from cdelta.slice_sets import model_shapes
+from cdelta.sweep import sweep_k
+from harness.behaviour import Behaviour, Selectivity, measure, selectivity
+from harness.policy_data import Contrast, contrast_pairs, edit_examples
+from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
+from tasks.suite.records import PromptRecord
+from tasks.suite.refusals import ORGANISM_REFUSALS
+from tasks.suite.generate import compliance_response
+
+VARIANTS = ("circuit", "random", "dense")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    policy: str = "refuse:health_consultation"
+    budget: float = 0.05
+    contrast: Contrast = "refused"
+    n_pairs: int = 64
+    method: str = "EAP-IG-inputs"
+    ig_steps: int = 5
+    edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16))
+    n_target: int = 256
+    n_retain: int = 512
+    ks: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    retention_floor: float = 0.97
+    dev_per_category: int = 40
+    max_new_tokens: int = 24
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "edit": self.edit.to_dict()}
+
+
+def _subsample(records: list[PromptRecord], split: str, per_category: int, seed: int) -> list[PromptRecord]:
+    rng = random.Random(f"subsample/{seed}/{split}")
+    out: list[PromptRecord] = []
+    for category in CATEGORIES:
+        items = [r for r in records if r.split == split and r.category == category]
+        out += items if len(items) <= per_category else rng.sample(items, per_category)
+    return out
+
+
+def _opening_ids(tokenizer, texts: list[str]) -> list[int]:
+    return sorted({tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in texts})
+
+
+def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, out: Path,
+              console: Console, variants: tuple[str, ...] = VARIANTS,
+              write_edited_checkpoint: bool = True) -> dict[str, object]:
+    """Run the study and write its artifacts under `out`; returns the summary written to study.json."""
+    timings: dict[str, float] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    policy = parse_policy(cfg.policy, list(CATEGORIES))
+    engine = HFEngine.from_path(model_dir)
+    model, tokenizer = engine.model, engine.tokenizer
+    params = GenerationParams(max_new_tokens=cfg.max_new_tokens, batch_size=64)
+
+    def stage(name: str, fn: Callable[[], object]) -> object:
+        began = time.perf_counter()
+        console.print(f"[bold cyan]▶ {name}[/]")
+        result = fn()
+        timings[name] = round(time.perf_counter() - began, 1)
+        console.print(f"  done in {timings[name]} s")
+        return result
+
+    # 1. localize
+    rng = random.Random(cfg.seed)
+    compliance_texts = [compliance_response(policy.category, rng) for _ in range(32)]
+    refusal_ids, compliance_ids = _opening_ids(tokenizer, list(ORGANISM_REFUSALS)), _opening_ids(tokenizer, compliance_texts)
+    if policy.action == "release":
+        refusal_ids, compliance_ids = compliance_ids, refusal_ids  # the circuit of complying instead
+    pairs = contrast_pairs(tokenizer, records, policy.category, cfg.contrast, cfg.n_pairs, seed=cfg.seed)
+    circuit = stage(f"localize: EAP-IG on {len(pairs)} {policy.category}-vs-{cfg.contrast} pairs, budget {cfg.budget:.0%}",
+                    lambda: localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids,
+                                     method=cfg.method, steps=cfg.ig_steps, rule="budget", size=cfg.budget,
+                                     model_name=str(model_dir), progress=False))
+    circuit_path = out / "circuit.json"
+    circuit.save(circuit_path)
+    plot_heatmap(circuit, out / "circuit_heatmap.png")
+    if circuit.faithfulness is not None:
+        plot_faithfulness(circuit, out / "faithfulness.png")
+
+    # 2. ΔθC on the circuit and the ablations
+    examples = edit_examples(records, policy, cfg.n_target, cfg.n_retain, seed=cfg.seed)
+    shapes = model_shapes(model)
+    total = sum(p.numel() for p in model.parameters())
+    patches: dict[str, Patch] = {}
+    for variant in variants:
+        slices = ablation_slices(circuit.param_slices, shapes, variant, cfg.seed)
+        patches[variant] = stage(f"edit: ΔθC on {variant} slices", lambda: edit_patch(
+            model, tokenizer, slices, policy, examples, cfg.edit, k=1.0, ablation=variant,
+            model_name=str(model_dir), circuit=CircuitRef.of(circuit_path)))
+
+    # 3. k on the dev split, per variant
+    dev = _subsample(records, "dev", cfg.dev_per_category, cfg.seed)
+    base_dev = stage("measure: base on dev", lambda: measure(engine, dev, params, "base dev"))
+    chosen: dict[str, Patch] = {}
+    sweeps = {}
+    for variant, patch in patches.items():
+        def score(k: float, patch: Patch = patch) -> tuple[float, float]:
+            with patched(model, with_k(patch, k)):
+                seen = measure(engine, dev, params, f"{variant} k={k:g}")
+            s = selectivity(base_dev, seen, policy.category, policy.action)
+            return s.score, s.utility_retention
+
+        sweep = stage(f"sweep k for {variant}", lambda: sweep_k(score, cfg.ks, cfg.retention_floor))
+        sweep.save(out / f"k_sweep_{variant}.json")
+        sweep.plot(out / f"k_sweep_{variant}.png")
+        sweeps[variant] = sweep.to_dict()
+        k = sweep.best_k if sweep.best_k is not None else min(cfg.ks)
+        chosen[variant] = with_k(patch, k)
+        save_patch(chosen[variant], out / f"patch_{variant}.safetensors", overwrite=True)
+
+    # 4. the test split: base and every variant
+    test = [r for r in records if r.split == "test"]
+    behaviours: dict[str, Behaviour] = {"base": stage("measure: base on test", lambda: measure(engine, test, params, "base"))}
+    for variant, patch in chosen.items():
+        def run(patch: Patch = patch) -> Behaviour:
+            with patched(model, patch):
+                return measure(engine, test, params, variant)
+        behaviours[variant] = stage(f"measure: {variant} on test (k={patch.meta.k:g})", run)
+    sel: dict[str, Selectivity] = {v: selectivity(behaviours["base"], behaviours[v], policy.category, policy.action)
+                                   for v in chosen}
+
+    # 5. the drop-in checkpoint
+    if write_edited_checkpoint:
+        stage("apply: write the edited checkpoint", lambda: write_checkpoint(str(model_dir), chosen["circuit"],
+                                                                            out / "checkpoint", overwrite=True))
+    summary = {
+        "schema": 1,
+        "model": str(model_dir),
+        "policy": cfg.policy,
+        "config": cfg.to_dict(),
+        "circuit": {"path": "circuit.json", "nodes": circuit.nodes, "param_fraction": circuit.param_fraction,
+                    "faithfulness": None if circuit.faithfulness is None else circuit.faithfulness.circuit},
+        "variants": {v: {"k": chosen[v].meta.k, "params_changed": chosen[v].numel(),
+                         "params_fraction": chosen[v].numel() / total, "selectivity": sel[v].to_dict()}
+                     for v in chosen},
+        "behaviour": {name: b.to_dict() for name, b in behaviours.items()},
+        "k_sweeps": sweeps,
+        "timings_s": timings,
+        "policy_categories": list(POLICY_CATEGORIES),
+    }
+    atomic_write_text(out / "study.json", json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -1,0 +1,87 @@
+"""The page a study leaves behind: report.md with its tables and a refusal heat map."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cdelta.atomic import atomic_write_text  # noqa: E402
+from tasks.suite.categories import CATEGORIES  # noqa: E402
+
+NOT_YET = ("activation steering (ActAdd) and conditional steering (CAST): issue 5",
+           "inspect-ai logs, model providers and real benchmarks: issue 6",
+           "serving-cost bench through vLLM, leaderboard, regression gate: issue 7")
+
+
+def plot_refusal_heatmap(summary: dict, path: Path) -> None:
+    """Refusal rate per (variant, category); the policy's target column is outlined."""
+    rows = list(summary["behaviour"])
+    cols = [c for c in CATEGORIES if c in summary["behaviour"]["base"]["refusal"]]
+    grid = np.array([[summary["behaviour"][r]["refusal"][c]["value"] for c in cols] for r in rows])
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(cols), 0.9 + 0.55 * len(rows)))
+    ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cols)), [c.replace("_", "\n") for c in cols], fontsize=8)
+    ax.set_yticks(range(len(rows)), rows)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                    color="white" if grid[i, j] > 0.6 else "black")
+    target = summary["policy"].split(":", 1)[1]
+    if target in cols:
+        j = cols.index(target)
+        ax.add_patch(plt.Rectangle((j - 0.5, -0.5), 1, len(rows), fill=False, lw=2.5, ec="tab:blue"))
+    ax.set_title(f"refusal rate (%), test split — policy {summary['policy']} (target outlined)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def write_report(summary: dict, out: Path) -> Path:
+    """report.md beside the study's artifacts."""
+    plot_refusal_heatmap(summary, out / "refusal_heatmap.png")
+    b = summary["behaviour"]
+    lines = [
+        f"# C-Δθ study: `{summary['policy']}` on `{summary['model']}`", "",
+        f"Circuit: {len(summary['circuit']['nodes'])} nodes, {_pct(summary['circuit']['param_fraction'])}% of parameters"
+        + ("" if summary["circuit"]["faithfulness"] is None
+           else f", normalised faithfulness {summary['circuit']['faithfulness']:.3f} on the localization pairs") + ".", "",
+        "## Selectivity on the test split", "",
+        "| variant | k | params changed | target refusal (base) | off-target mean abs change | always-refused min | benign refusal | borderline refusal | utility retention | score |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v, d in summary["variants"].items():
+        s = d["selectivity"]
+        lines.append(f"| {v} | {d['k']:g} | {d['params_changed']:,} ({_pct(d['params_fraction'])}%) | "
+                     f"{_pct(s['target_refusal'])}% ({_pct(s['base_target_refusal'])}%) | {_pct(s['off_target_change'])} pts | "
+                     f"{_pct(s['always_refused_min'])}% | {_pct(s['benign_refusal'])}% | {_pct(s['borderline_refusal'])}% | "
+                     f"{s['utility_retention']:.3f} | {s['score']:.3f} |")
+    lines += ["", "Score = change of target refusal in the policy's direction − mean absolute change on the other "
+              "policy categories (1 is perfect).", "", "![refusal heat map](refusal_heatmap.png)", "",
+              "## Refusal per category (%, 95% Wilson interval, test split)", ""]
+    cats = [c for c in CATEGORIES if c in b["base"]["refusal"]]
+    lines.append("| category | " + " | ".join(b) + " |")
+    lines.append("|---|" + "---|" * len(b))
+    for c in cats:
+        cells = []
+        for name in b:
+            r = b[name]["refusal"][c]
+            cells.append(f"{_pct(r['value'])} [{_pct(r['ci95'][0])}, {_pct(r['ci95'][1])}] (n={r['n']})")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines += ["", "## Circuit", "", "![circuit heat map](circuit_heatmap.png)", ""]
+    if summary["circuit"]["faithfulness"] is not None:
+        lines += ["![faithfulness curve](faithfulness.png)", ""]
+    lines += ["## k sweep (dev split)", ""] + [f"![k sweep {v}](k_sweep_{v}.png)" for v in summary["k_sweeps"]]
+    lines += ["", "## Time per stage (s)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary["timings_s"].items()]
+    lines += ["", "## Not in this report yet", ""] + [f"- {x}" for x in NOT_YET]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

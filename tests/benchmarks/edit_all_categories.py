@@ -1,0 +1,60 @@
+"""Benchmark: the C-Δθ study for each of the five policy categories on organism-v1 (issue 4's table).
+
+    python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b]
+
+For every category: localize within the budget, ΔθC on the circuit and on the random and dense
+ablations, k chosen on dev, all measured on the test split. Prints one table and writes
+edit_all_categories.json. Not collected by pytest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.edit_study import StudyConfig, run_study
+from harness.organism import registry
+from harness.organism.config import OrganismConfig
+from tasks.suite.categories import POLICY_CATEGORIES
+from tasks.suite.generate import generate_suite
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="runs/edit-all")
+    parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES))
+    parser.add_argument("--budget", type=float, default=0.05)
+    parser.add_argument("--contrast", default="refused", choices=("refused", "benign"))
+    args = parser.parse_args()
+    console = Console()
+    model = registry.resolve_model("organism-v1")
+    cfg = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
+    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    rows = {}
+    for category in args.categories.split(","):
+        study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast)
+        summary = run_study(model, records, study, Path(args.out) / category, console, write_edited_checkpoint=False)
+        rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
+                          "faithfulness": summary["circuit"]["faithfulness"],
+                          "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
+    table = Table(title=f"C-Δθ on organism-v1, test split (budget {args.budget:.0%}, {args.contrast} contrast)")
+    for col in ("category", "variant", "k", "params %", "target refusal", "off-target |Δ|", "always-refused min",
+                "benign", "utility retention", "score"):
+        table.add_column(col)
+    for category, row in rows.items():
+        for variant, d in row["variants"].items():
+            s = d["selectivity"]
+            table.add_row(category, variant, f"{d['k']:g}", f"{100 * d['params_fraction']:.2f}",
+                          f"{100 * s['target_refusal']:.1f}", f"{100 * s['off_target_change']:.1f}",
+                          f"{100 * s['always_refused_min']:.1f}", f"{100 * s['benign_refusal']:.1f}",
+                          f"{s['utility_retention']:.3f}", f"{s['score']:.3f}")
+    console.print(table)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "edit_all_categories.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
