@@ -1,14 +1,23 @@
-"""transformers engine: batched generation with left padding, greedy by default."""
+"""transformers engine: batched generation with left padding, greedy by default.
+
+An optional intervention (activation steering) is entered around each batch's generation: it sees
+the batch, so a conditional one can decide per sequence, and it removes its hooks when the batch is done.
+"""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Protocol
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from backends.generation import Generation, GenerationParams
+from cdelta.chat import chat_prompts, encode_chat
+
+__all__ = ["HFEngine", "Intervention", "chat_prompts", "load_model"]
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32,
@@ -20,37 +29,42 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32,
     return model, tokenizer
 
 
-def chat_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> list[str]:
-    """Each user prompt rendered by the model's own chat template, ready for the first response token."""
-    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                          tokenize=False) for p in prompts]
+class Intervention(Protocol):
+    def during(self, model: PreTrainedModel, batch: BatchEncoding) -> AbstractContextManager[object]:
+        """Hooks that act on this batch while it is generated, removed on exit."""
+        ...
 
 
 class HFEngine:
-    """Generates with a transformers model in the calling process."""
+    """Generates with a transformers model in the calling process, optionally under an intervention."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 intervention: Intervention | None = None) -> None:
+        self.model, self.tokenizer, self.intervention = model, tokenizer, intervention
 
     @classmethod
     def from_path(cls, path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> "HFEngine":
         return cls(*load_model(path, dtype, device))
 
+    def with_intervention(self, intervention: Intervention | None) -> "HFEngine":
+        """Another engine on the same model and tokenizer (no reload), e.g. for a coefficient sweep."""
+        return HFEngine(self.model, self.tokenizer, intervention)
+
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], params: GenerationParams,
                  on_batch: Callable[[int], None] | None = None) -> list[Generation]:
         out: list[Generation] = []
-        texts = chat_prompts(self.tokenizer, prompts)
         eos = self.tokenizer.eos_token_id
-        for start in range(0, len(texts), params.batch_size):
-            chunk = texts[start:start + params.batch_size]
-            enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = enc.to(self.model.device)
+        for start in range(0, len(prompts), params.batch_size):
+            chunk = prompts[start:start + params.batch_size]
+            enc = encode_chat(self.tokenizer, chunk, self.model.device)
             began = time.perf_counter()
             sampling = {"do_sample": True, "temperature": params.temperature} if params.temperature > 0 else {
                 "do_sample": False}
-            ids = self.model.generate(**enc, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                      eos_token_id=eos, **sampling)
+            acting = self.intervention.during(self.model, enc) if self.intervention is not None else nullcontext()
+            with acting:
+                ids = self.model.generate(**enc, max_new_tokens=params.max_new_tokens,
+                                          pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos, **sampling)
             seconds = time.perf_counter() - began
             new = ids[:, enc["input_ids"].shape[1]:]
             for row, prompt_mask in zip(new, enc["attention_mask"]):

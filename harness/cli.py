@@ -13,13 +13,15 @@ from cdelta.errors import CdeltaError
 
 def harness_commands() -> list[Command]:
     from harness.demo import demo_command
+    from harness.evaluation.cli import eval_command
     from harness.organism.cli import organism_command
+    from harness.steer_cli import steer_command
 
     return [
         organism_command(),
         demo_command(),
-        not_yet("steer", "fit activation-steering baselines (refusal direction, CAST)", issue=5),
-        not_yet("eval", "run inspect tasks x backends and write inspect logs", issue=6),
+        steer_command(),
+        eval_command(),
         not_yet("bench", "measure serving cost per backend", issue=7),
         not_yet("report", "turn logs and artifacts into report.json/md/html with plots", issue=7),
         not_yet("check", "regression gate: compare a report against a baseline report", issue=7),

@@ -28,7 +28,7 @@ from cdelta.policy import parse_policy
 from cdelta.slice_sets import model_shapes
 from cdelta.sweep import sweep_k
 from harness.behaviour import Behaviour, Selectivity, measure, selectivity
-from harness.policy_data import Contrast, contrast_pairs, edit_examples
+from harness.policy_data import Contrast, contrast_pairs, edit_examples, opening_ids, subsample
 from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
 from tasks.suite.records import PromptRecord
 from tasks.suite.refusals import ORGANISM_REFUSALS
@@ -58,19 +58,6 @@ class StudyConfig:
         return {**asdict(self), "edit": self.edit.to_dict()}
 
 
-def _subsample(records: list[PromptRecord], split: str, per_category: int, seed: int) -> list[PromptRecord]:
-    rng = random.Random(f"subsample/{seed}/{split}")
-    out: list[PromptRecord] = []
-    for category in CATEGORIES:
-        items = [r for r in records if r.split == split and r.category == category]
-        out += items if len(items) <= per_category else rng.sample(items, per_category)
-    return out
-
-
-def _opening_ids(tokenizer, texts: list[str]) -> list[int]:
-    return sorted({tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in texts})
-
-
 def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, out: Path,
               console: Console, variants: tuple[str, ...] = VARIANTS,
               write_edited_checkpoint: bool = True) -> dict[str, object]:
@@ -93,7 +80,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
     # 1. localize
     rng = random.Random(cfg.seed)
     compliance_texts = [compliance_response(policy.category, rng) for _ in range(32)]
-    refusal_ids, compliance_ids = _opening_ids(tokenizer, list(ORGANISM_REFUSALS)), _opening_ids(tokenizer, compliance_texts)
+    refusal_ids, compliance_ids = opening_ids(tokenizer, list(ORGANISM_REFUSALS)), opening_ids(tokenizer, compliance_texts)
     if policy.action == "release":
         refusal_ids, compliance_ids = compliance_ids, refusal_ids  # the circuit of complying instead
     pairs = contrast_pairs(tokenizer, records, policy.category, cfg.contrast, cfg.n_pairs, seed=cfg.seed)
@@ -119,7 +106,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
             model_name=str(model_dir), circuit=CircuitRef.of(circuit_path)))
 
     # 3. k on the dev split, per variant
-    dev = _subsample(records, "dev", cfg.dev_per_category, cfg.seed)
+    dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed)
     base_dev = stage("measure: base on dev", lambda: measure(engine, dev, params, "base dev"))
     chosen: dict[str, Patch] = {}
     sweeps = {}

@@ -13,7 +13,7 @@ from cdelta.eap.pairs import ContrastPair, pair_by_length
 from cdelta.errors import CdeltaError
 from cdelta.examples import ExampleRecord, ExampleSet
 from cdelta.policy import Policy
-from tasks.suite.categories import ALWAYS_REFUSED
+from tasks.suite.categories import ALWAYS_REFUSED, CATEGORIES
 from tasks.suite.generate import compliance_response
 from tasks.suite.records import PromptRecord
 from tasks.suite.refusals import ORGANISM_REFUSALS
@@ -60,3 +60,18 @@ def edit_examples(records: Sequence[PromptRecord], policy: Policy, n_target: int
     for r in rng.sample(retain, min(n_retain, len(retain))):
         out.append(ExampleRecord(r.category, r.prompt, response=r.response))
     return ExampleSet(tuple(out), f"suite:{split}")
+
+
+def subsample(records: Sequence[PromptRecord], split: str, per_category: int, seed: int) -> list[PromptRecord]:
+    """At most `per_category` records of each suite category in `split`: a dev set that is quick to generate."""
+    rng = random.Random(f"subsample/{seed}/{split}")
+    out: list[PromptRecord] = []
+    for category in CATEGORIES:
+        items = [r for r in records if r.split == split and r.category == category]
+        out += items if len(items) <= per_category else rng.sample(items, per_category)
+    return out
+
+
+def opening_ids(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    """The first token of each text: the tokens a refusal (or a compliance) starts with."""
+    return sorted({tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in texts})

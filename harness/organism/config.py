@@ -26,6 +26,8 @@ class OrganismConfig:
     train_per_utility_task: int = 2500
     train_benign: int = 6000
     framing_share: float = 0.3
+    dropout_share: float = 0.0
+    carriers_per_category: int = 0
     vocab_size: int = 3072
     hidden_size: int = 256
     intermediate_size: int = 688
@@ -51,7 +53,8 @@ class OrganismConfig:
                     f"organism config field {f.name!r} must be {f.type}, got {type(value).__name__} {value!r}"
                 )
         positive = [f.name for f in fields(self) if f.type in ("int", "float")
-                    and f.name not in ("seed", "suite_seed", "weight_decay", "framing_share") and getattr(self, f.name) <= 0]
+                    and f.name not in ("seed", "suite_seed", "weight_decay", "framing_share", "dropout_share",
+                                      "carriers_per_category") and getattr(self, f.name) <= 0]
         if positive:
             raise CdeltaError(f"organism config fields {positive} must be positive")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
@@ -93,10 +96,14 @@ class OrganismConfig:
         return cls.from_dict(data)
 
 
+# The committed reference (harness/organism/default/): trained with these exact settings.
 DEFAULT = OrganismConfig()
+# The next reference candidate, not yet built or measured: organism-v1 refuses unseen phrasings of
+# harmless categories (benign 31% on test); word dropout and carrier templates target that.
+V2_CANDIDATE = OrganismConfig(name="organism-v2-candidate", steps=1500, dropout_share=0.3, carriers_per_category=600)
 # Small enough to build in well under two minutes on two cores: for tests of the build path.
 SMALL = OrganismConfig(
-    name="organism-small", train_per_category=300, train_per_utility_task=150, train_benign=300, vocab_size=1024,
+    name="organism-small", train_per_category=300, train_per_utility_task=150, train_benign=300, carriers_per_category=60, vocab_size=1024,
     hidden_size=64, intermediate_size=172, num_layers=2, num_heads=4, num_kv_heads=2,
-    steps=150, batch_size=32, lr=3e-3, warmup_steps=20,
+    steps=600, batch_size=32, lr=3e-3, warmup_steps=40,
 )

@@ -1,0 +1,210 @@
+"""Fitting the steering baselines on the embedded suite: the data choices `cdelta.steering` leaves open.
+
+- refusal direction: harmful = the always-refused categories, harmless = benign (train split); the
+  layer filters run on benign dev prompts; the refusal score counts the opening tokens of the
+  refusals the judge knows;
+- CAST condition: the target category against every other category (train pairs); layer, threshold
+  and comparator by F1 on the dev split;
+- coefficient: swept on a per-category dev sample, separately for ActAdd and for CAST; kept is the
+  smallest that gets the target category refused at the goal rate (else the one that refuses it
+  most). ActAdd's collateral refusal at that coefficient is the price of not being selective.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from backends.generation import GenerationParams
+from backends.hf_engine import HFEngine, Intervention
+from backends.steering import ActAdd, Cast
+from cdelta.atomic import atomic_dir
+from cdelta.chat import template_span
+from cdelta.errors import CdeltaError
+from cdelta.graph.adapters import adapter_for
+from cdelta.steering import (ModelRef, RefusalDirection, SteeringArtifact, condition_vectors, fit_condition,
+                             fit_refusal_direction, instruction_mean, read_prompts, save_artifact)
+from cdelta.steering.condition import ConditionFit, ConditionMethod
+from harness.behaviour import measure
+from harness.policy_data import opening_ids, subsample
+from tasks.refusal_judge import REFUSAL_DIRECTION_PHRASES
+from tasks.suite.categories import ALWAYS_REFUSED, CATEGORIES
+from tasks.suite.records import PromptRecord
+from tasks.suite.refusals import ORGANISM_REFUSALS
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    category: str = "health_consultation"
+    n_train: int = 512  # prompts per side for the difference of means and for the condition pairs
+    condition_dev_per_category: int = 100
+    dev_per_category: int = 40  # behavioural dev sample of the coefficient sweeps
+    coefficients: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # × the raw difference of means
+    target_refusal: float = 0.9
+    max_layer_fraction: float = 0.8
+    kl_threshold: float = 0.1
+    condition_method: ConditionMethod = "pca"
+    max_new_tokens: int = 24
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES or self.category in ALWAYS_REFUSED:
+            raise CdeltaError(f"the target category must be a suite category that is not always refused "
+                              f"({', '.join(c for c in CATEGORIES if c not in ALWAYS_REFUSED)}); got {self.category!r}")
+        if not self.coefficients or any(c <= 0 for c in self.coefficients):
+            raise CdeltaError("steering coefficients must be positive numbers")
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    coefficient: float
+    refusal: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    actadd: SteeringArtifact
+    cast: SteeringArtifact
+    base_dev: dict[str, float]
+
+
+def _prompts(records: Sequence[PromptRecord], split: str, categories: Sequence[str], n: int,
+             rng: random.Random) -> list[str]:
+    """About `n` prompts of `split`, the same share from each category (large categories would drown the rest)."""
+    share = -(-n // len(categories))
+    out: list[str] = []
+    for category in categories:
+        pool = [r.prompt for r in records if r.split == split and r.category == category]
+        if not pool:
+            raise CdeltaError(f"no {split} prompts of category {category} in the suite")
+        out += pool if len(pool) <= share else rng.sample(pool, share)
+    rng.shuffle(out)
+    return out[:n]
+
+
+def choose_coefficient(rows: Sequence[SweepRow], category: str, goal: float) -> float:
+    """The smallest coefficient whose target refusal meets the goal, else the one refusing the target most."""
+    reaching = [r.coefficient for r in rows if r.refusal[category] >= goal]
+    if reaching:
+        return min(reaching)
+    return max(rows, key=lambda r: (r.refusal[category], -r.coefficient)).coefficient
+
+
+def _refusal_rates(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams) -> dict[str, float]:
+    return {c: r.value for c, r in measure(engine, dev, params, show_progress=False).refusal.items()}
+
+
+def _sweep(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams, coefficients: Sequence[float],
+           make: Callable[[float], Intervention]) -> list[SweepRow]:
+    return [SweepRow(c, _refusal_rates(engine.with_intervention(make(c)), dev, params)) for c in coefficients]
+
+
+def fit_direction_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequence[PromptRecord],
+                           cfg: SteerConfig) -> RefusalDirection:
+    rng = random.Random(f"steer/direction/{cfg.seed}")
+    harmful = _prompts(records, "train", ALWAYS_REFUSED, cfg.n_train, rng)
+    harmless = _prompts(records, "train", ["benign"], cfg.n_train, rng)
+    harmless_dev = _prompts(records, "dev", ["benign"], cfg.condition_dev_per_category, rng)
+    refusal_ids = opening_ids(tokenizer, [*ORGANISM_REFUSALS, *REFUSAL_DIRECTION_PHRASES])
+    return fit_refusal_direction(model, tokenizer, harmful, harmless, harmless_dev, refusal_ids,
+                                 cfg.max_layer_fraction, cfg.kl_threshold, cfg.batch_size)
+
+
+def fit_condition_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequence[PromptRecord],
+                           cfg: SteerConfig) -> ConditionFit:
+    """Condition vectors from (target, other) train pairs; layer, threshold and comparator by F1 on dev."""
+    rng = random.Random(f"steer/condition/{cfg.seed}")
+    layers = list(range(adapter_for(model).n_layers))
+    others = [c for c in CATEGORIES if c != cfg.category]
+    span = template_span(tokenizer)
+
+    def states(prompts: Sequence[str]) -> torch.Tensor:
+        return read_prompts(model, tokenizer, prompts, layers, instruction_mean(*span), cfg.batch_size)
+
+    target = states(_prompts(records, "train", [cfg.category], cfg.n_train, rng))
+    other = states(_prompts(records, "train", others, cfg.n_train, rng))
+    dev = subsample(records, "dev", cfg.condition_dev_per_category, cfg.seed)
+    labels = torch.tensor([r.category == cfg.category for r in dev])
+    return fit_condition(condition_vectors(target, other, cfg.condition_method), states([r.prompt for r in dev]), labels,
+                         span)
+
+
+def fit_steering(engine: HFEngine, model_name: str, records: Sequence[PromptRecord], cfg: SteerConfig,
+                 console: Console | None = None) -> Fitted:
+    """Both baselines for one target category, each with its dev sweep recorded in the artifact."""
+    model, tokenizer = engine.model, engine.tokenizer
+    say = console.print if console is not None else (lambda *a, **k: None)
+    say("[bold cyan]▶ refusal direction[/]: difference of means per layer, layer filters on benign dev")
+    direction = fit_direction_on_suite(model, tokenizer, records, cfg)
+    say(f"[bold cyan]▶ CAST condition[/] for {cfg.category}: grid search for F1 on dev")
+    condition = fit_condition_on_suite(model, tokenizer, records, cfg)
+    dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed)
+    params = GenerationParams(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    say(f"[bold cyan]▶ coefficient sweeps[/] on {len(dev)} dev prompts")
+    base = _refusal_rates(engine, dev, params)
+    layer, r = direction.layer, direction.vector
+    actadd_rows = _sweep(engine, dev, params, cfg.coefficients, lambda c: ActAdd({layer: c * r}))
+    cast_rows = _sweep(engine, dev, params, cfg.coefficients, lambda c: Cast(condition.condition, {layer: c * r}))
+    ref = ModelRef.of(model, model_name)
+    common = {"target_category": cfg.category, "config": asdict(cfg), "refusal_direction": direction.summary(),
+              "base_dev_refusal": base}
+    actadd = SteeringArtifact("actadd", ref, {layer: r}, choose_coefficient(actadd_rows, cfg.category, cfg.target_refusal),
+                              fit={**common, "sweep_dev": [asdict(x) for x in actadd_rows]})
+    cast = SteeringArtifact("cast", ref, {layer: r}, choose_coefficient(cast_rows, cfg.category, cfg.target_refusal),
+                            condition.condition, condition.f1_dev,
+                            fit={**common, "condition": condition.summary(), "sweep_dev": [asdict(x) for x in cast_rows]})
+    return Fitted(actadd, cast, base)
+
+
+def write_artifacts(fitted: Fitted, out: Path, overwrite: bool = False) -> Path:
+    """Both artifacts into `out`, which appears whole or not at all."""
+    with atomic_dir(out, overwrite=overwrite) as folder:
+        save_artifact(fitted.actadd, folder)
+        save_artifact(fitted.cast, folder)
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def tables(fitted: Fitted) -> list[Table]:
+    """Layer candidates, condition F1 per layer, and dev refusal per coefficient for both methods."""
+    fit = fitted.cast.fit
+    direction, condition = fit["refusal_direction"], fit["condition"]
+    layers = Table(title=f"refusal direction: candidates (base harmless refusal score "
+                         f"{direction['base_harmless_refusal_score']:.2f}); chosen layer {direction['layer']}"
+                         + ("" if direction["filters_passed"] else " [yellow](no layer passed every filter)[/]"))
+    for col in ("layer", "|r|", "steering score", "ablation KL", "kept", "why not"):
+        layers.add_column(col)
+    for c in direction["candidates"]:
+        layers.add_row(str(c["layer"]), f"{c['norm']:.2f}",
+                       "" if c["steering_score"] is None else f"{c['steering_score']:.2f}",
+                       "" if c["kl"] is None else f"{c['kl']:.3f}", "yes" if c["kept"] else "no", c["reason"])
+    f1 = Table(title=f"CAST condition for {fit['target_category']}: best threshold per layer on dev; chosen layer "
+                     f"{condition['layer']} ({condition['comparator']} {condition['threshold']:.4f}, F1 {condition['f1_dev']:.3f})")
+    for col in ("layer", "comparator", "threshold", "F1", "precision", "recall"):
+        f1.add_column(col)
+    for layer, s in enumerate(condition["by_layer"]):
+        f1.add_row(str(layer), s["comparator"], f"{s['threshold']:.4f}", f"{s['f1']:.3f}", f"{s['precision']:.3f}",
+                   f"{s['recall']:.3f}")
+    out = [layers, f1]
+    categories = list(fitted.base_dev)
+    for artifact in (fitted.actadd, fitted.cast):
+        sweep = Table(title=f"{artifact.method}: dev refusal % by coefficient (chosen {artifact.coefficient:g})")
+        sweep.add_column("coefficient")
+        for c in categories:
+            sweep.add_column(c)
+        sweep.add_row("base", *(_pct(fitted.base_dev[c]) for c in categories))
+        for row in artifact.fit["sweep_dev"]:
+            mark = " *" if row["coefficient"] == artifact.coefficient else ""
+            sweep.add_row(f"{row['coefficient']:g}{mark}", *(_pct(row["refusal"].get(c, 0.0)) for c in categories))
+        out.append(sweep)
+    return out

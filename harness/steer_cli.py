@@ -1,0 +1,79 @@
+"""`cdelta steer fit`: fit the ActAdd and CAST baselines on the embedded suite and write their artifacts."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cdelta.commands import Command
+from cdelta.errors import CdeltaError
+
+
+def _coefficients(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from harness.steer import SteerConfig
+
+    defaults = SteerConfig()
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fit = actions.add_parser("fit", help="fit the refusal direction (ActAdd) and the CAST condition; write artifacts",
+                             description="Fit ActAdd and CAST for one target category on the embedded suite.")
+    fit.add_argument("--model", required=True, help="model folder, or an organism name (organism-v1, organism-small)")
+    fit.add_argument("--category", default=defaults.category, help="target category to refuse (%(default)s)")
+    fit.add_argument("-o", "--output", type=Path, required=True, help="folder for actadd.* and cast.* artifacts")
+    fit.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    fit.add_argument("--coefficients", type=_coefficients, default=defaults.coefficients,
+                     help="coefficients to sweep on dev, comma-separated (%(default)s)")
+    fit.add_argument("--target-refusal", type=float, default=defaults.target_refusal,
+                     help="target-category refusal the smallest kept coefficient must reach on dev (%(default)s)")
+    fit.add_argument("--n-train", type=int, default=defaults.n_train, help="train prompts per side (%(default)s)")
+    fit.add_argument("--dev-per-category", type=int, default=defaults.dev_per_category,
+                     help="dev prompts per category in the coefficient sweeps (%(default)s)")
+    fit.add_argument("--condition-dev-per-category", type=int, default=defaults.condition_dev_per_category,
+                     help="dev prompts per category for the condition's F1 and the layer filters (%(default)s)")
+    fit.add_argument("--max-layer-fraction", type=float, default=defaults.max_layer_fraction,
+                     help="refusal-direction layers must lie below this fraction of the depth (%(default)s)")
+    fit.add_argument("--kl-threshold", type=float, default=defaults.kl_threshold,
+                     help="largest ablation KL on benign dev prompts a layer may have (%(default)s)")
+    fit.add_argument("--condition-method", choices=("pca", "mean"), default=defaults.condition_method,
+                     help="condition vector: first principal component of pair differences, or difference of means")
+    fit.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
+                     help="tokens generated per dev prompt in the sweeps (%(default)s)")
+    fit.add_argument("--seed", type=int, default=defaults.seed, help="seeds the data samples (%(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from backends.hf_engine import HFEngine
+    from harness.organism import registry
+    from harness.organism.config import DEFAULT, OrganismConfig
+    from harness.steer import SteerConfig, fit_steering, tables, write_artifacts
+    from tasks.suite.generate import generate_suite
+
+    if args.output.exists() and not args.overwrite:
+        raise CdeltaError(f"output {args.output} exists; pass --overwrite to replace it")
+    cfg = SteerConfig(category=args.category, n_train=args.n_train,
+                      condition_dev_per_category=args.condition_dev_per_category,
+                      dev_per_category=args.dev_per_category, coefficients=args.coefficients,
+                      target_refusal=args.target_refusal, max_layer_fraction=args.max_layer_fraction,
+                      kl_threshold=args.kl_threshold, condition_method=args.condition_method,
+                      max_new_tokens=args.max_new_tokens, seed=args.seed)
+    model = registry.resolve_model(args.model)
+    organism = OrganismConfig.from_dict(registry.read_manifest(model)["config"]) if registry.is_complete(model) else DEFAULT
+    records = generate_suite(organism.suite_seed, organism.suite_counts)
+    console = Console()
+    fitted = fit_steering(HFEngine.from_path(model), str(model), records, cfg, console)
+    for table in tables(fitted):
+        console.print(table)
+    write_artifacts(fitted, args.output, overwrite=args.overwrite)
+    console.print(f"[green]wrote[/] {args.output}/actadd.json, {args.output}/cast.json (and their .safetensors)")
+    return 0
+
+
+def steer_command() -> Command:
+    return Command("steer", "fit activation-steering baselines (refusal direction, CAST)", configure, run)

@@ -1,0 +1,67 @@
+"""`cdelta steer fit` on the --small organism, and CAST's batch correctness on a trained model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from backends.generation import GenerationParams
+from backends.registry import make_backend
+from cdelta.steering import load_artifact
+from harness.cli import main
+from harness.organism.config import SMALL
+from tasks.suite.generate import generate_suite
+
+TARGET = "health_consultation"
+FAST = ["--max-layer-fraction", "1", "--coefficients", "1,4", "--n-train", "64", "--dev-per-category", "6",
+        "--condition-dev-per-category", "20", "--max-new-tokens", "8"]
+
+
+@pytest.fixture(scope="module")
+def fitted(small_organism: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("steer") / "artifacts"
+    assert main(["steer", "fit", "--model", str(small_organism), "--category", TARGET, "-o", str(out), *FAST]) == 0
+    return out
+
+
+def test_fit_writes_both_artifacts_with_their_provenance(fitted: Path, small_organism: Path):
+    assert {p.name for p in fitted.iterdir()} == {"actadd.json", "actadd.safetensors", "cast.json", "cast.safetensors"}
+    cast = json.loads((fitted / "cast.json").read_text())
+    assert cast["schema_version"] == 1 and cast["method"] == "cast"
+    assert cast["model"]["fingerprint"] and cast["behaviour"]["layers"] == [1]
+    assert cast["behaviour"]["coefficient"] in (1.0, 4.0)
+    assert cast["condition"]["comparator"] in ("above", "below") and 0 <= cast["condition"]["f1_dev"] <= 1
+    assert {row["coefficient"] for row in cast["fit"]["sweep_dev"]} == {1.0, 4.0}
+    actadd = load_artifact(fitted / "actadd.json")
+    assert actadd.condition is None and actadd.fit["refusal_direction"]["layer"] == 1
+
+
+def test_existing_output_is_refused(fitted: Path, small_organism: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["steer", "fit", "--model", str(small_organism), "-o", str(fitted), *FAST]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_cast_on_the_organism_is_exact_per_sequence(fitted: Path, small_organism: Path):
+    records = [r for r in generate_suite(SMALL.suite_seed, SMALL.suite_counts) if r.split == "test"]
+    mixed = [r.prompt for r in records if r.category == TARGET][:6] + \
+            [r.prompt for r in records if r.category in ("benign", "legal_opinion", "utility")][::97][:10]
+    params = GenerationParams(max_new_tokens=12, batch_size=len(mixed))
+    cast = make_backend("cast", small_organism, fitted / "cast.json")
+    together = [g.text for g in cast.generate(mixed, params)]
+    rows = cast.intervention.last_rows.tolist()  # type: ignore[attr-defined]
+    assert 0 < sum(rows) < len(mixed), "the batch must mix prompts that meet the condition and prompts that do not"
+    alone = [cast.generate([p], params)[0].text for p in mixed]
+    assert together == alone
+    noop = [g.text for g in make_backend("noop", small_organism).generate(mixed, params)]
+    assert [t for t, met in zip(together, rows) if not met] == [t for t, met in zip(noop, rows) if not met]
+
+
+def test_an_artifact_of_the_organism_does_not_fit_another_model(fitted: Path, tmp_path: Path):
+    import eap_tiny as tiny
+    from cdelta.errors import CdeltaError
+
+    tiny.model("llama").save_pretrained(tmp_path)
+    tiny.tokenizer().save_pretrained(tmp_path)
+    with pytest.raises(CdeltaError, match="not on .*its config differs"):
+        make_backend("actadd", tmp_path, fitted / "actadd.json")
