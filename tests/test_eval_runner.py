@@ -75,7 +75,11 @@ def test_tasks_by_backends_tagged_and_summarised(small_organism: Path, tmp_path:
 
     again = run_eval(request, display="none")  # everything is done: nothing is generated again
     assert [c.prompts for c in counted[2:]] == [0, 0]
-    assert sorted(Path(log.location).name for log in again) == sorted(Path(log.location).name for log in logs)
+    names = sorted(Path(log.location).name for log in logs)
+    assert sorted(Path(log.location).name for log in again) == names
+    in_processes = run_eval(request, display="none", parallel=2)  # one process per backend
+    assert sorted(Path(log.location).name for log in in_processes) == names
+    assert sorted(p.name for p in tmp_path.rglob("*.eval")) == names  # and no task was run again
 
 
 KILLER = """
@@ -123,10 +127,10 @@ def test_a_killed_run_resumes_without_redoing_samples(small_organism: Path, tmp_
 def test_inspect_cli_finds_the_provider_through_the_entry_point(small_organism: Path, tmp_path: Path) -> None:
     inspect = Path(sys.executable).with_name("inspect")
     result = subprocess.run(
-        [str(inspect), "eval", "tasks/evals/definitions.py@over_refusal", "--model", "cdelta/noop",
+        [str(inspect), "eval", "over_refusal", "--model", "cdelta/noop",
          "-M", f"model_path={small_organism}", "-M", "batch_size=8", "--limit", "4",
          "-T", "policy=release:borderline", "--log-dir", str(tmp_path), "--display", "none"],
-        cwd=Path(__file__).parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     [path] = tmp_path.glob("*.eval")

@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
     console = Console()
     began = time.perf_counter()
-    logs = run_eval(request_from_args(args), display=args.display, console=console)
+    logs = run_eval(request_from_args(args), display=args.display, console=console, parallel=args.parallel)
     console.print(summary_table(logs))
     console.print(f"[green]logs:[/] {args.log_dir}  ({time.perf_counter() - began:.0f} s; "
                   f"`inspect view --log-dir {args.log_dir}` to browse)")
@@ -95,6 +95,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, default=DEFAULTS.max_new_tokens,
                         help=f"new tokens per answer (default {DEFAULTS.max_new_tokens})")
     parser.add_argument("--grader", help="model for the model refusal judge (inspect model name), e.g. openai/gpt-4o")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="backends run at once, each in its own process with its own model in memory "
+                             "(on a 2-core CPU, 2 keeps both cores busy; default 1)")
     parser.add_argument("--display", default="rich", choices=("rich", "full", "plain", "log", "none"),
                         help="inspect's progress display (default rich)")
 

@@ -1,6 +1,10 @@
 """Runs inspect tasks × backends into one log folder per backend: one engine per backend, shared
 by its tasks; every log tagged with backend, policy and fingerprints; a rerun resumes.
 
+Backends run one after another, or `parallel` at a time in their own processes: inspect's event
+loop and a small model's generation loop are both Python, so within one process they take turns
+on the interpreter lock, and only separate processes keep two cores busy.
+
 Resuming is inspect's `eval_set`: a task whose log is complete is not run again, and a task
 whose run was interrupted (killed or failed) is rerun reusing every sample its log already holds.
 """
@@ -8,15 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import inspect as pyinspect
+import multiprocessing
+import os
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inspect_ai import Task, eval_set
-from inspect_ai.log import EvalLog
+from inspect_ai.log import EvalLog, read_eval_log
 from inspect_ai.model import GenerateConfig, get_model
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backends.generation import GenerationParams
 from cdelta.errors import CdeltaError
@@ -137,12 +145,40 @@ def run_backend(request: EvalRequest, run: BackendRun, tasks: list[Task], displa
     return logs
 
 
-def run_eval(request: EvalRequest, display: str = "rich", console: Console | None = None) -> list[EvalLog]:
-    """Every backend in turn (one engine in memory at a time); returns the logs of this run."""
+def _backend_in_process(request: EvalRequest, run: BackendRun, threads: int) -> list[str]:
+    """A worker process: one backend, no display; its logs come back by location."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return [log.location for log in run_backend(request, run, build_tasks(request), display="none")]
+
+
+def _run_parallel(request: EvalRequest, runs: list[BackendRun], parallel: int, console: Console) -> list[EvalLog]:
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    done: dict[str, list[str]] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"backends, {parallel} at a time", total=len(runs))
+        futures = {pool.submit(_backend_in_process, request, run, threads): run for run in runs}
+        for future in as_completed(futures):
+            run = futures[future]
+            done[run.backend] = future.result()
+            progress.console.print(f"[green]done[/] {run.backend} → {run.log_dir}")
+            progress.advance(bar)
+    return [read_eval_log(location, header_only=True) for run in runs for location in done[run.backend]]
+
+
+def run_eval(request: EvalRequest, display: str = "rich", console: Console | None = None,
+             parallel: int = 1) -> list[EvalLog]:
+    """Every backend, one engine per backend; returns the logs of this run in backend order."""
     console = console or Console()
     tasks = build_tasks(request)  # a malformed suite fails before any model loads
+    runs = backend_runs(request)
+    if parallel > 1 and len(runs) > 1:
+        return _run_parallel(request, runs, min(parallel, len(runs)), console)
     logs: list[EvalLog] = []
-    for index, run in enumerate(backend_runs(request), start=1):
-        console.print(f"[bold]backend {index}/{len(request.backends)}: {run.backend}[/] → {run.log_dir}")
+    for index, run in enumerate(runs, start=1):
+        console.print(f"[bold]backend {index}/{len(runs)}: {run.backend}[/] → {run.log_dir}", soft_wrap=True)
         logs += run_backend(request, run, tasks, display)
     return logs

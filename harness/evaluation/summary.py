@@ -20,7 +20,6 @@ def _metrics(log: EvalLog) -> dict[str, dict[str, float]] | None:
 SUMMARY_COLUMNS = [
     EvalColumn("task", path="eval.task", required=True),
     EvalColumn("backend", path="metadata.backend"),
-    EvalColumn("status", path="status", required=True),
     EvalColumn("samples", path="results.completed_samples"),
     EvalColumn("metrics", path=_metrics),
 ]

@@ -83,15 +83,15 @@ def task_dataset(
     seed: int,
     mapping: str | None,
 ) -> MemoryDataset:
-    """The samples of one task: the records of `kinds` in the chosen suite and split."""
+    """The samples of one task (`name`, for messages): the records of `kinds` in the chosen suite
+    and split; utility items only where they have a checkable answer."""
     targets = policy_targets(policy)
-    records = [r for r in suite_records(suite, data, split, seed, mapping) if r.kind in kinds]
-    if name == "utility":
-        records = [r for r in records if r.answer is not None]
+    records = [r for r in suite_records(suite, data, split, seed, mapping)
+               if r.kind in kinds and (r.kind != "utility" or r.answer is not None)]
     if not records:
         raise SuiteFormatError(
             f"task {name}: suite {suite!r} has no {'/'.join(kinds)} prompts in split {split!r}"
         )
-    group = utility_task if name == "utility" else (lambda r: r.category)
+    group = utility_task if kinds == ("utility",) else (lambda r: r.category)
     samples = [to_sample(r, targets) for r in interleaved(records, group)]
     return MemoryDataset(samples, name=f"{suite}:{split}", location=str(data) if data else suite)
