@@ -15,6 +15,9 @@ def harness_commands() -> list[Command]:
     from harness.demo import demo_command
     from harness.evaluation.cli import eval_command
     from harness.organism.cli import organism_command
+    from harness.reporting.check_cli import check_command
+    from harness.reporting.cli import report_command
+    from harness.reporting.leaderboard_cli import leaderboard_command
     from harness.steer_cli import steer_command
 
     return [
@@ -23,9 +26,9 @@ def harness_commands() -> list[Command]:
         steer_command(),
         eval_command(),
         not_yet("bench", "measure serving cost per backend", issue=7),
-        not_yet("report", "turn logs and artifacts into report.json/md/html with plots", issue=7),
-        not_yet("check", "regression gate: compare a report against a baseline report", issue=7),
-        not_yet("leaderboard", "rank reports by selectivity, capability and cost", issue=7),
+        report_command(),
+        check_command(),
+        leaderboard_command(),
         not_yet("run", "run the pipeline from an experiment.toml", issue=8),
     ]
 

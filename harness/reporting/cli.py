@@ -1,0 +1,59 @@
+"""`cdelta report LOGDIR [--bench B] [--circuit C] [--study S] [--run NAME] -o OUT`: one evaluation
+run's inspect logs (and the artifacts around it) → report.json, report.md, report.html, plots."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cdelta.commands import Command
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Imports inspect and matplotlib only when a report is asked for, so `cdelta --help` stays quick."""
+    from cdelta.circuit.artifact import Circuit
+    from harness.reporting.build import Artifacts, build_report, check_artifacts_match
+    from harness.reporting.collect import collect
+    from harness.reporting.costs import load_study
+    from harness.reporting.folder import check_replaceable, write_report_folder
+    from harness.reporting.schema import BenchFile, read_json_model
+
+    console = Console(highlight=False)
+    out = Path(args.out)
+    check_replaceable(out)  # before minutes of reading logs
+    artifacts = Artifacts(
+        bench=read_json_model(Path(args.bench), BenchFile, "bench") if args.bench else None,
+        circuit=Circuit.load(Path(args.circuit)) if args.circuit else None,
+        study=load_study(Path(args.study)) if args.study else None,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task(f"reading logs in {args.logdir}", total=None)
+        run = collect(Path(args.logdir), advance=lambda: progress.advance(bar),
+                      on_total=lambda n: progress.update(bar, total=n))
+    notes = [*run.notes, *check_artifacts_match(run, artifacts)]
+    report = build_report(run, artifacts, args.run or out.resolve().name)
+    with console.status("drawing plots and writing the report"):
+        written = write_report_folder(report, out, notes, artifacts.circuit, artifacts.study)
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(f"[green]report:[/] {out} ({len(report.backends)} backends: "
+                  f"{', '.join(b.backend for b in report.backends)}; {len(written)} files)")
+    return 0
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("logdir", help="the --log-dir of one `cdelta eval` run")
+    parser.add_argument("-o", "--out", required=True, help="report folder to write (e.g. reports/RUN)")
+    parser.add_argument("--bench", help="bench.json of `cdelta bench`: serving cost and break-even")
+    parser.add_argument("--circuit", help="circuit.json of `cdelta localize`: heat map, faithfulness, "
+                                          "parameter fraction")
+    parser.add_argument("--study", help="study.json of `cdelta demo` (or its folder): offline time, "
+                                        "parameters changed, k sweeps")
+    parser.add_argument("--run", help="the run's name in the report and the leaderboard (default: the -o folder's name)")
+
+
+def report_command() -> Command:
+    return Command("report", "turn eval logs and artifacts into report.json/md/html with plots", _configure, _run)
