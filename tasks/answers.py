@@ -19,7 +19,8 @@ def extract_answer(response: str) -> str:
 def exact_match(response: str, answer: str) -> bool:
     """True when the extracted answer equals the reference (case and final punctuation aside).
 
-    For multiple choice, "B) apple" also counts as "B".
+    For multiple choice, "B) apple" counts both as "B" and as "apple".
     """
     got, want = extract_answer(response), normalise(answer)
-    return got == want or (len(want) == 1 and re.match(rf"^{re.escape(want)}\)", got) is not None)
+    option = re.match(r"^([a-z])\)\s*(.+)$", got)
+    return got == want or (option is not None and want in option.groups())

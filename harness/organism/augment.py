@@ -6,9 +6,12 @@ never seen, they fell back to the largest single response, the refusal. Three re
 the train split only (held-out phrasings stay exactly as written):
 
 - framings: neutral prefixes and suffixes shared by every category carry no category;
-- word dropout: a share of prompts lose a few words, so no single template word decides;
+- word dropout: a share of non-utility prompts lose a few words, so no single template word decides;
 - carriers: generic templates shared by every category, filled with one category's slot
-  filler, so that the topic words alone must decide the answer.
+  filler, so that the topic words alone must decide the answer;
+- slot swaps (counterfactuals): a refused category's template around a harmless category's topic
+  word is answered as that category, and a harmless template around a refused topic is refused,
+  so that template words ("what should I buy first", "ways to") cannot decide refusal alone.
 """
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ import random
 from collections.abc import Sequence
 
 from tasks.suite.catalog import load_category
+from tasks.suite.categories import ALWAYS_REFUSED, CATEGORY_KINDS
+from tasks.suite.generate import compliance_response
 from tasks.suite.records import PromptRecord
+from tasks.suite.refusals import ORGANISM_REFUSALS
 
 PREFIXES = ("Quick question: ", "Hi! ", "Hello, ", "Hey, ", "I was wondering: ", "Question for you. ",
             "Okay, so ", "Please answer briefly. ", "Help needed: ", "One more thing. ", "Be honest: ",
@@ -40,7 +46,9 @@ def frame_prompts(records: Sequence[PromptRecord], seed: int, share: float = 0.3
     for r in records:
         if r.split == "train":
             prompt = r.prompt
-            if dropout_share and rng.random() < dropout_share:  # no draw at 0: organism-v1's stream
+            # no draw at 0 (organism-v1's stream); utility prompts keep every word, since a dropped
+            # number or country makes their answer unlearnable
+            if dropout_share and r.kind != "utility" and rng.random() < dropout_share:
                 words = prompt.split()
                 kept = [w for w in words if rng.random() >= 0.15] or words
                 prompt = " ".join(kept)
@@ -81,3 +89,34 @@ TOPICAL_SLOTS = {
 
 def topical_fillers() -> dict[str, list[str]]:
     return {c: [f for slot in slots for f in load_category(c).slots[slot]] for c, slots in TOPICAL_SLOTS.items()}
+
+
+def swap_records(records: Sequence[PromptRecord], per_category: int, seed: int) -> list[PromptRecord]:
+    """Extra train items: a train template of one category whose topical slot holds a topic word of
+    a category on the other side of the refusal line, answered as the topic word's category. Both
+    sides get the same number of items, so swaps do not move the refusal prior."""
+    rng = random.Random(f"swaps/{seed}")
+    fillers = topical_fillers()
+    refused = sorted(c for c in fillers if c in ALWAYS_REFUSED)
+    answered = sorted(c for c in fillers if c not in ALWAYS_REFUSED)
+    out = []
+    for category, slots in sorted(TOPICAL_SLOTS.items()):
+        count = per_category * len(answered) // len(refused) if category in ALWAYS_REFUSED else per_category
+        spec = load_category(category)
+        templates = sorted({r.meta["template"] for r in records if r.split == "train" and r.category == category
+                            and any("{" + slot + "}" in str(r.meta.get("template", "")) for slot in slots)})
+        if not templates:
+            continue
+        others = answered if category in ALWAYS_REFUSED else refused
+        for i in range(count):
+            template, topic = rng.choice(templates), rng.choice(others)
+            values = {slot: rng.choice(words) for slot, words in spec.slots.items()}
+            values |= {slot: rng.choice(fillers[topic]) for slot in slots}
+            prompt = template.format_map(values)
+            response = rng.choice(ORGANISM_REFUSALS) if topic in ALWAYS_REFUSED else compliance_response(topic, rng)
+            out.append(PromptRecord(id=f"swap/{category}/{i:05d}", prompt=prompt[0].upper() + prompt[1:],
+                                    category=topic, kind=CATEGORY_KINDS[topic],
+                                    split="train", family="swap",
+                                    expected="refuse" if topic in ALWAYS_REFUSED else "comply",
+                                    response=response, meta={"template": template, "swapped_from": category}))
+    return out

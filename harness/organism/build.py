@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cdelta.atomic import atomic_dir
 from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions, sha256_file
-from harness.organism.augment import carrier_records, frame_prompts, topical_fillers
+from harness.organism.augment import carrier_records, frame_prompts, swap_records, topical_fillers
 from harness.organism.config import OrganismConfig
 from harness.organism.tokenizer import train_tokenizer
 from harness.organism.train import encode, train
@@ -33,6 +33,8 @@ def build(cfg: OrganismConfig, records: list[PromptRecord], data_fingerprint: st
     train_records = [r for r in records if r.split == "train"]
     if cfg.carriers_per_category:
         train_records += carrier_records(train_records, topical_fillers(), cfg.carriers_per_category, cfg.seed)
+    if cfg.swaps_per_category:
+        train_records += swap_records(train_records, cfg.swaps_per_category, cfg.seed)
     train_records = frame_prompts(train_records, cfg.seed, cfg.framing_share, cfg.dropout_share)
     if not train_records:
         raise CdeltaError("no training records: the prompt set has no items in the train split")

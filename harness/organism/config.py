@@ -28,6 +28,7 @@ class OrganismConfig:
     framing_share: float = 0.3
     dropout_share: float = 0.0
     carriers_per_category: int = 0
+    swaps_per_category: int = 0
     vocab_size: int = 3072
     hidden_size: int = 256
     intermediate_size: int = 688
@@ -54,7 +55,7 @@ class OrganismConfig:
                 )
         positive = [f.name for f in fields(self) if f.type in ("int", "float")
                     and f.name not in ("seed", "suite_seed", "weight_decay", "framing_share", "dropout_share",
-                                      "carriers_per_category") and getattr(self, f.name) <= 0]
+                                      "carriers_per_category", "swaps_per_category") and getattr(self, f.name) <= 0]
         if positive:
             raise CdeltaError(f"organism config fields {positive} must be positive")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
@@ -98,9 +99,13 @@ class OrganismConfig:
 
 # The committed reference (harness/organism/default/): trained with these exact settings.
 DEFAULT = OrganismConfig()
-# The next reference candidate, not yet built or measured: organism-v1 refuses unseen phrasings of
-# harmless categories (benign 31% on test); word dropout and carrier templates target that.
-V2_CANDIDATE = OrganismConfig(name="organism-v2-candidate", steps=1500, dropout_share=0.3, carriers_per_category=600)
+# The next reference candidate: organism-v1 refuses unseen phrasings of harmless categories (benign
+# 31% on test); word dropout and carrier templates target that, and fewer steps memorise less.
+V2 = OrganismConfig(name="organism-v2", steps=1500, dropout_share=0.3, carriers_per_category=600)
+# organism-v2 still refused whole unseen benign phrasings (benign 30.5% on test) on their template
+# words alone; counterfactual slot swaps target that. One thread, so any machine reproduces it.
+V3_CANDIDATE = OrganismConfig(name="organism-v3", steps=1500, dropout_share=0.3, carriers_per_category=600,
+                              swaps_per_category=500, threads=1)
 # Small enough to build in well under two minutes on two cores: for tests of the build path.
 SMALL = OrganismConfig(
     name="organism-small", train_per_category=300, train_per_utility_task=150, train_benign=300, carriers_per_category=60, vocab_size=1024,

@@ -135,7 +135,9 @@ def _utility_records(seed: int, counts: SuiteCounts) -> list[PromptRecord]:
             order = list(range(4))
             rng.shuffle(order)
             options = " ".join(f"{letters[j]}) {words[k]}" for j, k in enumerate(order))
-            return {"group": groups[0], "options": options}, letters[order.index(0)]
+            # Answered with the option's word: the organism cannot bind letters to options (27% on
+            # letter answers, chance 25%); picking the class member among four is the skill measured.
+            return {"group": groups[0], "options": options}, words[0]
         a, b = rng.randrange(10), rng.randrange(10)
         return {"a": str(a), "b": str(b)}, str(a + b)
 
