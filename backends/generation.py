@@ -13,6 +13,7 @@ class GenerationParams:
     max_new_tokens: int = 48
     temperature: float = 0.0
     batch_size: int = 32
+    min_new_tokens: int = 0  # end of sequence is suppressed before this many: a benchmark forces equal work
 
 
 @dataclass(frozen=True)

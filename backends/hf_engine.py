@@ -64,6 +64,7 @@ class HFEngine:
             acting = self.intervention.during(self.model, enc) if self.intervention is not None else nullcontext()
             with acting:
                 ids = self.model.generate(**enc, max_new_tokens=params.max_new_tokens,
+                                          min_new_tokens=params.min_new_tokens or None,
                                           pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos, **sampling)
             seconds = time.perf_counter() - began
             new = ids[:, enc["input_ids"].shape[1]:]

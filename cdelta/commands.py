@@ -5,8 +5,6 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cdelta.errors import NotImplementedCommand
-
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -23,17 +21,3 @@ class Command:
         parser = sub.add_parser(self.name, help=self.help, description=self.help)
         self.configure(parser)
         parser.set_defaults(_handler=self.run)
-
-
-def not_yet(name: str, help: str, issue: int) -> Command:
-    """A subcommand that exists in the CLI but whose implementation has not landed."""
-
-    def run(_: argparse.Namespace) -> int:
-        raise NotImplementedCommand(
-            f"`cdelta {name}` is not implemented yet (tracked in issue {issue}); nothing was done."
-        )
-
-    def configure(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-    return Command(name, f"{help} [not implemented yet: issue {issue}]", configure, run)

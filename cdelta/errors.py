@@ -6,9 +6,3 @@ class CdeltaError(Exception):
     """An error caused by the user's input or environment, reported without a traceback."""
 
     exit_code = 1
-
-
-class NotImplementedCommand(CdeltaError):
-    """A CLI subcommand whose issue has not landed yet."""
-
-    exit_code = 2

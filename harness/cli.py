@@ -5,18 +5,21 @@ import argparse
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 import cdelta.cli
-from cdelta.commands import Command, not_yet
+from cdelta.commands import Command
 from cdelta.errors import CdeltaError
 
 
 def harness_commands() -> list[Command]:
+    from harness.bench.cli import bench_command
     from harness.demo import demo_command
     from harness.evaluation.cli import eval_command
     from harness.organism.cli import organism_command
     from harness.reporting.check_cli import check_command
     from harness.reporting.cli import report_command
+    from harness.run_cli import run_command
     from harness.reporting.leaderboard_cli import leaderboard_command
     from harness.steer_cli import steer_command
 
@@ -25,11 +28,11 @@ def harness_commands() -> list[Command]:
         demo_command(),
         steer_command(),
         eval_command(),
-        not_yet("bench", "measure serving cost per backend", issue=7),
+        bench_command(),
         report_command(),
         check_command(),
         leaderboard_command(),
-        not_yet("run", "run the pipeline from an experiment.toml", issue=8),
+        run_command(),
     ]
 
 
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except CdeltaError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/]")

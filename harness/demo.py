@@ -1,4 +1,5 @@
-"""`cdelta demo`: the embedded default end to end — organism, circuit, ΔθC, ablations, report."""
+"""`cdelta demo`: the whole comparison on the embedded default — the committed organism, one policy
+category, every backend — ending in a report. `cdelta run` is the same pipeline from a config file."""
 from __future__ import annotations
 
 import argparse
@@ -9,24 +10,31 @@ from rich.console import Console
 
 from cdelta.commands import Command
 from cdelta.edit_config import EditConfig
-from harness.edit_study import StudyConfig, run_study
+from harness.edit_study import StudyConfig
 from harness.organism import registry
-from harness.organism.config import DEFAULT, OrganismConfig
-from harness.study_report import write_report
+from harness.organism.config import DEFAULT, SMALL, OrganismConfig
+from harness.pipeline import BenchSettings, Pipeline, run_pipeline
+from harness.steer import SteerConfig
 from tasks.suite.categories import POLICY_CATEGORIES
-from tasks.suite.generate import generate_suite
+from tasks.suite.generate import generate_suite, suite_fingerprint
 
-# The --small organism is too weak for the default budget and samples: smaller study, same code path.
+# Samples per inspect task in the demo: every category of the test split gets about 100 prompts
+# (category_refusal), over_refusal is whole (400), utility about 115 per task. `cdelta run` with
+# `eval.limit` unset evaluates the whole split.
+DEMO_EVAL_LIMIT = 700
+# The --small organism is too weak for the default budget and samples: smaller settings, same code path.
 SMALL_STUDY = dict(n_pairs=16, n_target=64, n_retain=128, ks=(1.0, 4.0), dev_per_category=10,
                    edit=EditConfig(lr=1e-3, steps=10, batch_size=8), budget=0.2)
+# Two layers: the 80% layer cut of the refusal-direction filters would leave only the embeddings.
+SMALL_STEER = dict(n_train=64, condition_dev_per_category=20, dev_per_category=10, coefficients=(0.5, 1.0, 1.5),
+                   max_layer_fraction=1.0)
+SMALL_BENCH = BenchSettings(batch_sizes=(1, 4), repeats=1, warmup=1, max_new_tokens=8, prompts=8)
 
 
 def _organism(small: bool, console: Console) -> Path:
     if not small:
         return registry.resolve_model(DEFAULT.name)
     from harness.organism.build import build
-    from harness.organism.config import SMALL
-    from tasks.suite.generate import suite_fingerprint
 
     path = registry.cached_path(SMALL)
     if not registry.is_complete(path):
@@ -37,21 +45,29 @@ def _organism(small: bool, console: Console) -> Path:
     return path
 
 
+def demo_pipeline(model: Path, category: str, out: Path, small: bool, budget: float | None) -> Pipeline:
+    cfg = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
+    study = dict(SMALL_STUDY) if small else {}
+    if budget is not None:
+        study["budget"] = budget
+    return Pipeline(
+        model=model, records=generate_suite(cfg.suite_seed, cfg.suite_counts),
+        suite_fingerprint=suite_fingerprint(cfg.suite_seed, cfg.suite_counts),
+        study=StudyConfig(policy=f"refuse:{category}", **study),  # type: ignore[arg-type]
+        steer=SteerConfig(category=category, **(SMALL_STEER if small else {})),  # type: ignore[arg-type]
+        out=out, eval_limit=40 if small else DEMO_EVAL_LIMIT, parallel=1 if small else 2,
+        bench=SMALL_BENCH if small else BenchSettings(),
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     console = Console()
     began = time.perf_counter()
     model = _organism(args.small, console)
-    cfg = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
-    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
-    overrides = dict(SMALL_STUDY) if args.small else {}
-    if args.budget is not None:
-        overrides["budget"] = args.budget
-    study = StudyConfig(policy=f"refuse:{args.category}", **overrides)
     out = Path(args.out)
-    console.print(f"[bold]C-Δθ demo[/]: policy {study.policy} on {model} → {out}")
-    summary = run_study(model, records, study, out, console)
-    report = write_report(summary, out)
-    console.print(f"[green]report:[/] {report}  ({time.perf_counter() - began:.0f} s in all)")
+    console.print(f"[bold]C-Δθ demo[/]: refuse:{args.category} on {model} → {out}")
+    report = run_pipeline(demo_pipeline(model, args.category, out, args.small, args.budget), console)
+    console.print(f"[green]report:[/] {report / 'report.html'}  ({time.perf_counter() - began:.0f} s in all)")
     return 0
 
 

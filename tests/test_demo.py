@@ -1,5 +1,5 @@
-"""`cdelta demo --small` end to end: every stage runs, the report agrees with the study's numbers,
-and the shipped checkpoint is the base plus the patch."""
+"""`cdelta demo --small` end to end: every stage runs, the report's numbers are the logs' counts, a
+rerun reuses every stage, and the shipped checkpoint is the base plus the patch."""
 from __future__ import annotations
 
 import json
@@ -12,26 +12,31 @@ from transformers import AutoModelForCausalLM
 from cdelta.apply import patched
 from cdelta.patch import load_patch
 from harness.cli import main
+from inspect_ai.log import read_eval_log
 
 
 @pytest.fixture(scope="module")
 def demo_run(small_organism: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo on the session's --small organism (it finds it in the session cache)."""
-    out = tmp_path_factory.mktemp("demo") / "report"
+    out = tmp_path_factory.mktemp("demo") / "run"
     assert main(["demo", "--small", "--out", str(out)]) == 0
     return out
 
 
 def test_demo_writes_every_artifact(demo_run: Path):
+    study = demo_run / "study"
     for name in ("circuit.json", "circuit_heatmap.png", "patch_circuit.safetensors", "patch_random.safetensors",
                  "patch_dense.safetensors", "k_sweep_circuit.json", "k_sweep_circuit.png", "study.json",
                  "report.md", "refusal_heatmap.png", "checkpoint/config.json", "checkpoint/model.safetensors"):
+        assert (study / name).is_file(), name
+    for name in ("steering/actadd.json", "steering/cast.json", "bench/bench.json", "report/report.json",
+                 "report/report.html", "report/refusal_heatmap.png", "report/serving.png"):
         assert (demo_run / name).is_file(), name
 
 
-def test_report_numbers_match_the_study(demo_run: Path):
-    study = json.loads((demo_run / "study.json").read_text())
-    report = (demo_run / "report.md").read_text()
+def test_study_report_numbers_match_the_study(demo_run: Path):
+    study = json.loads((demo_run / "study" / "study.json").read_text())
+    report = (demo_run / "study" / "report.md").read_text()
     for variant, d in study["variants"].items():
         s = d["selectivity"]
         assert f"| {variant} | {d['k']:g} | {d['params_changed']:,} " in report
@@ -39,16 +44,43 @@ def test_report_numbers_match_the_study(demo_run: Path):
     base = study["behaviour"]["base"]["refusal"]
     for category, r in base.items():
         assert f"| {category} | {100 * r['value']:.1f} [" in report
-    circuit = json.loads((demo_run / "circuit.json").read_text())
+    circuit = json.loads((demo_run / "study" / "circuit.json").read_text())
     assert study["variants"]["circuit"]["params_fraction"] <= study["config"]["budget"] + 1e-9
     assert study["variants"]["random"]["params_changed"] == study["variants"]["circuit"]["params_changed"]
     assert study["variants"]["dense"]["params_fraction"] == pytest.approx(1.0)
     assert circuit["param_fraction"] == pytest.approx(study["circuit"]["param_fraction"])
 
 
+def test_report_numbers_are_the_logs_counts(demo_run: Path):
+    """Every backend's per-category refusal in report.json is the count of refusal verdicts in its log."""
+    report = json.loads((demo_run / "report" / "report.json").read_text())
+    assert [b["backend"] for b in report["backends"]] == ["noop", "actadd", "cast", "cdelta", "dense", "random"]
+    for result in report["backends"]:
+        logs = [read_eval_log(str(f)) for f in (demo_run / "logs").glob(f"{result['backend']}-*/*.eval")]
+        refusal_log = next(log for log in logs if log.eval.task == "category_refusal")
+        counts: dict[str, list[int]] = {}
+        for sample in refusal_log.samples:
+            refused = sample.scores["refusal_judge"].value in ("C", 1, 1.0)
+            k_n = counts.setdefault(sample.metadata["category"], [0, 0])
+            k_n[0] += int(refused)
+            k_n[1] += 1
+        for category, (k, n) in counts.items():
+            assert (result["refusal"][category]["k"], result["refusal"][category]["n"]) == (k, n), category
+    bench = json.loads((demo_run / "bench" / "bench.json").read_text())
+    assert {b["backend"] for b in bench["backends"]} == {"noop", "actadd", "cast", "cdelta"}
+
+
+def test_a_rerun_reuses_every_stage(demo_run: Path, capsys: pytest.CaptureFixture[str]):
+    before = (demo_run / "study" / "patch_circuit.safetensors").stat().st_mtime_ns
+    assert main(["demo", "--small", "--out", str(demo_run)]) == 0
+    said = capsys.readouterr().out
+    assert "reusing" in said and said.count("reusing") == 3  # study, steering, bench
+    assert (demo_run / "study" / "patch_circuit.safetensors").stat().st_mtime_ns == before
+
+
 def test_shipped_checkpoint_is_base_plus_patch(demo_run: Path, small_organism: Path):
-    patch = load_patch(demo_run / "patch_circuit.safetensors")
-    edited = AutoModelForCausalLM.from_pretrained(demo_run / "checkpoint").eval()
+    patch = load_patch(demo_run / "study" / "patch_circuit.safetensors")
+    edited = AutoModelForCausalLM.from_pretrained(demo_run / "study" / "checkpoint").eval()
     base = AutoModelForCausalLM.from_pretrained(small_organism).eval()
     ids = torch.tensor([[1, 3, 60, 61, 62, 2, 4]])
     with torch.no_grad(), patched(base, patch):

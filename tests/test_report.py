@@ -261,7 +261,7 @@ def test_a_hand_broken_report_fails_validation_by_name(run_dir: Path, tmp_path: 
     data = json.loads((out / "report.json").read_text())
     data["backends"][0]["target_refusal"]["k"] = "many"
     (out / "report.json").write_text(json.dumps(data))
-    with pytest.raises(UnusableReport, match=r"does not match schema ReportFile at 'backends\.0\.target_refusal\.k'"
+    with pytest.raises(UnusableReport, match=r"does not match schema ReportFile: backends\.0\.target_refusal\.k:"
                                              r".*regenerate it"):
         load_report(out)
     assert report([str(run_dir / "logs"), "-o", str(out)]) == 0  # an earlier report is replaced

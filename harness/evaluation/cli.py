@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default",
-                        help="model folder, or organism-v1 / organism-small (default: the committed organism)")
+                        help="model folder, or organism-v3 / organism-small (default: the committed organism)")
     parser.add_argument("--backends", type=_names, default=("noop",), help="comma-separated backends (default noop)")
     parser.add_argument("--tasks", type=_names,
                         help="comma-separated tasks (default: category_refusal,over_refusal,utility)")

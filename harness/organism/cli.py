@@ -61,7 +61,7 @@ def _build(args: argparse.Namespace) -> int:
     if cfg == DEFAULT and not args.prompts:
         same, built, committed = registry.verify_default(out)
         verdict = "[green]identical to[/]" if same else "[yellow]differs from[/]"
-        console.print(f"weights {verdict} the committed organism-v1 ({committed[:16]}…)"
+        console.print(f"weights {verdict} the committed organism ({committed[:16]}…)"
                       + ("" if same else " — expected across platforms or library versions; same platform should match"))
     console.print(str(out))
     return 0
@@ -111,8 +111,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    b = sub.add_parser("build", help="train an organism (default: organism-v1) from scratch")
-    b.add_argument("--config", help="organism-v1, organism-small, or a TOML/JSON config file")
+    b = sub.add_parser("build", help="train an organism (default: organism-v3) from scratch")
+    b.add_argument("--config", help="organism-v1/v2/v3, organism-small, or a TOML/JSON config file")
     b.add_argument("--small", action="store_true", help="the small config used by tests (trains in about a minute)")
     b.add_argument("--prompts", help="train on your own prompt suite JSONL (prompt, category, optional split)")
     b.add_argument("--policy", help="with --prompts: refuse:CATEGORY[,CATEGORY...] (the rest are answered)")
@@ -120,7 +120,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--overwrite", action="store_true", help="replace an existing build")
     b.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("eval", help="refusal rates, utility and category separability against the targets")
-    e.add_argument("--model", default=DEFAULT.name, help="organism name or model folder (default organism-v1)")
+    e.add_argument("--model", default=DEFAULT.name, help="organism name or model folder (default organism-v3)")
     e.add_argument("--split", default="test", choices=("dev", "test"))
     e.add_argument("--no-probe", action="store_true", help="skip the linear-probe separability check")
     e.add_argument("--max-new-tokens", type=int, default=40)

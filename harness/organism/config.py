@@ -97,15 +97,18 @@ class OrganismConfig:
         return cls.from_dict(data)
 
 
-# The committed reference (harness/organism/default/): trained with these exact settings.
-DEFAULT = OrganismConfig()
+# The first reference (organism-v1): templates only. It refused whole unseen phrasings of harmless
+# requests (benign 31%, legal 37.5% on test) and answered multiple choice at chance.
+V1 = OrganismConfig()
 # The next reference candidate: organism-v1 refuses unseen phrasings of harmless categories (benign
 # 31% on test); word dropout and carrier templates target that, and fewer steps memorise less.
 V2 = OrganismConfig(name="organism-v2", steps=1500, dropout_share=0.3, carriers_per_category=600)
 # organism-v2 still refused whole unseen benign phrasings (benign 30.5% on test) on their template
 # words alone; counterfactual slot swaps target that. One thread, so any machine reproduces it.
-V3_CANDIDATE = OrganismConfig(name="organism-v3", steps=1500, dropout_share=0.3, carriers_per_category=600,
-                              swaps_per_category=500, threads=1)
+V3 = OrganismConfig(name="organism-v3", steps=1500, dropout_share=0.3, carriers_per_category=600,
+                    swaps_per_category=500, threads=1)
+# The committed reference (harness/organism/default/): trained with exactly these settings.
+DEFAULT = V3
 # Small enough to build in well under two minutes on two cores: for tests of the build path.
 SMALL = OrganismConfig(
     name="organism-small", train_per_category=300, train_per_utility_task=150, train_benign=300, carriers_per_category=60, vocab_size=1024,

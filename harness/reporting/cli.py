@@ -11,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cdelta.commands import Command
 
 
-def _run(args: argparse.Namespace) -> int:
-    """Imports inspect and matplotlib only when a report is asked for, so `cdelta --help` stays quick."""
+def make_report(logdir: Path, out: Path, bench: Path | None = None, circuit: Path | None = None,
+                study: Path | None = None, run_name: str | None = None, console: Console | None = None) -> Path:
+    """Logs + artifacts → the report folder `out`. Imports inspect and matplotlib only when a report
+    is asked for, so `cdelta --help` stays quick."""
     from cdelta.circuit.artifact import Circuit
     from harness.reporting.build import Artifacts, build_report, check_artifacts_match
     from harness.reporting.collect import collect
@@ -20,27 +22,34 @@ def _run(args: argparse.Namespace) -> int:
     from harness.reporting.folder import check_replaceable, write_report_folder
     from harness.reporting.schema import BenchFile, read_json_model
 
-    console = Console(highlight=False)
-    out = Path(args.out)
+    console = console or Console(highlight=False)
     check_replaceable(out)  # before minutes of reading logs
     artifacts = Artifacts(
-        bench=read_json_model(Path(args.bench), BenchFile, "bench") if args.bench else None,
-        circuit=Circuit.load(Path(args.circuit)) if args.circuit else None,
-        study=load_study(Path(args.study)) if args.study else None,
+        bench=read_json_model(bench, BenchFile, "bench") if bench else None,
+        circuit=Circuit.load(circuit) if circuit else None,
+        study=load_study(study) if study else None,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task(f"reading logs in {args.logdir}", total=None)
-        run = collect(Path(args.logdir), advance=lambda: progress.advance(bar),
-                      on_total=lambda n: progress.update(bar, total=n))
+        bar = progress.add_task(f"reading logs in {logdir}", total=None)
+        run = collect(logdir, advance=lambda: progress.advance(bar), on_total=lambda n: progress.update(bar, total=n))
     notes = [*run.notes, *check_artifacts_match(run, artifacts)]
-    report = build_report(run, artifacts, args.run or out.resolve().name)
+    report = build_report(run, artifacts, run_name or out.resolve().name)
     with console.status("drawing plots and writing the report"):
         written = write_report_folder(report, out, notes, artifacts.circuit, artifacts.study)
     for note in notes:
         console.print(f"note: {note}", markup=False)
     console.print(f"[green]report:[/] {out} ({len(report.backends)} backends: "
                   f"{', '.join(b.backend for b in report.backends)}; {len(written)} files)")
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    def optional(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    make_report(Path(args.logdir), Path(args.out), optional(args.bench), optional(args.circuit),
+                optional(args.study), args.run)
     return 0
 
 

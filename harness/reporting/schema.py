@@ -10,6 +10,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdelta.errors import CdeltaError
+from harness.validation import first_problem
 
 REPORT_SCHEMA = 1
 BENCH_SCHEMA = 1
@@ -132,10 +133,8 @@ def read_json_model(path: Path, model: type[Model], what: str) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CdeltaError(f"{what} {path} does not match schema {model.__name__} at {where!r}: {first['msg']} "
-                          f"({exc.error_count()} problems); regenerate it with this version of cdelta") from None
+        raise CdeltaError(f"{what} {path} does not match schema {model.__name__}: {first_problem(exc)}; "
+                          "regenerate it with this version of cdelta") from None
 
 
 def dump_json_model(model: BaseModel) -> str:

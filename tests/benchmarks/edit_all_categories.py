@@ -1,4 +1,4 @@
-"""Benchmark: the C-Δθ study for each of the five policy categories on organism-v1 (issue 4's table).
+"""Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
     python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b]
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--contrast", default="refused", choices=("refused", "benign"))
     args = parser.parse_args()
     console = Console()
-    model = registry.resolve_model("organism-v1")
+    model = registry.resolve_model("default")
     cfg = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
     records = generate_suite(cfg.suite_seed, cfg.suite_counts)
     rows = {}
@@ -40,7 +40,7 @@ def main() -> None:
         rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
                           "faithfulness": summary["circuit"]["faithfulness"],
                           "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
-    table = Table(title=f"C-Δθ on organism-v1, test split (budget {args.budget:.0%}, {args.contrast} contrast)")
+    table = Table(title=f"C-Δθ on the committed organism, test split (budget {args.budget:.0%}, {args.contrast} contrast)")
     for col in ("category", "variant", "k", "params %", "target refusal", "off-target |Δ|", "always-refused min",
                 "benign", "utility retention", "score"):
         table.add_column(col)

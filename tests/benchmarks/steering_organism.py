@@ -1,4 +1,4 @@
-"""Benchmark: ActAdd and CAST fitted on organism-v1 for one target category, measured on the test split.
+"""Benchmark: ActAdd and CAST fitted on the committed organism for one target category, measured on the test split.
 
     python tests/benchmarks/steering_organism.py [--category health_consultation] [--out runs/steering]
 
@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     console = Console()
-    model = registry.resolve_model("organism-v1")
+    model = registry.resolve_model("default")
     organism = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
     records = generate_suite(organism.suite_seed, organism.suite_counts)
     cfg = SteerConfig(category=args.category)
@@ -106,7 +106,7 @@ def main() -> None:
         "cast_non_target_mean_abs_change<=0.03": summary["cast"]["non_target_mean_abs_change"] <= MAX_NON_TARGET_CHANGE,
     }
 
-    table = Table(title=f"steering on organism-v1, target {args.category}, test split ({len(test)} prompts): refusal %")
+    table = Table(title=f"steering on the committed organism, target {args.category}, test split ({len(test)} prompts): refusal %")
     for col in ("category", "noop", "actadd", "Δ actadd", "cast", "Δ cast"):
         table.add_column(col)
     for c in categories:

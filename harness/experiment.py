@@ -1,0 +1,94 @@
+"""`experiment.toml`: the pipeline's settings in one validated file, so that a real model on a GPU
+machine is one config away from the demo. Unknown keys and wrong types fail with the key's name."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cdelta.edit_config import EditConfig
+from cdelta.errors import CdeltaError
+from harness.edit_study import StudyConfig
+from harness.pipeline import ARTIFACTS, BenchSettings, Pipeline
+from harness.steer import SteerConfig
+from harness.validation import first_problem
+from tasks.suite.records import PromptRecord
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalizeSection(_Section):
+    budget: float = Field(0.05, gt=0, le=1, description="circuit parameter budget, a fraction of all parameters")
+    method: Literal["EAP", "EAP-IG-inputs", "EAP-IG-activations"] = "EAP-IG-inputs"
+    ig_steps: int = Field(5, ge=1)
+    pairs: int = Field(64, ge=2)
+
+
+class EditSection(_Section):
+    lr: float = Field(1e-3, gt=0)
+    steps: int = Field(50, ge=1)
+    batch_size: int = Field(16, ge=1)
+    ks: list[float] = [0.5, 1.0, 2.0, 4.0]
+    retention_floor: float = Field(0.97, ge=0, le=1)
+    target_examples: int = Field(256, ge=1)
+    retain_examples: int = Field(512, ge=1)
+
+
+class EvalSection(_Section):
+    backends: list[str] = list(ARTIFACTS)
+    tasks: list[Literal["category_refusal", "over_refusal", "utility"]] = ["category_refusal", "over_refusal", "utility"]
+    limit: int | None = Field(None, ge=1, description="samples per task; none = the whole test split")
+    parallel: int = Field(2, ge=1)
+
+
+class BenchSection(_Section):
+    enabled: bool = True
+    batch_sizes: list[int] = [1, 8, 32]
+    repeats: int = Field(3, ge=1)
+    max_new_tokens: int = Field(32, ge=1)
+    prompts: int = Field(64, ge=1)
+
+
+class Experiment(_Section):
+    model: str = Field(description="a model folder (Hugging Face format) or an organism name")
+    policy: str = "refuse:health_consultation"
+    out: str = "reports/run"
+    engine: Literal["hf", "vllm"] = "hf"
+    seed: int = 0
+    localize: LocalizeSection = LocalizeSection()
+    edit: EditSection = EditSection()
+    eval: EvalSection = EvalSection()
+    bench: BenchSection = BenchSection()
+
+    def pipeline(self, model: Path, records: list[PromptRecord], suite_fingerprint: str,
+                 out: Path | None = None) -> Pipeline:
+        category = self.policy.split(":", 1)[-1]
+        study = StudyConfig(policy=self.policy, budget=self.localize.budget, n_pairs=self.localize.pairs,
+                            method=self.localize.method, ig_steps=self.localize.ig_steps,
+                            edit=EditConfig(lr=self.edit.lr, steps=self.edit.steps, batch_size=self.edit.batch_size),
+                            n_target=self.edit.target_examples, n_retain=self.edit.retain_examples,
+                            ks=tuple(self.edit.ks), retention_floor=self.edit.retention_floor, seed=self.seed)
+        bench = BenchSettings(tuple(self.bench.batch_sizes), self.bench.repeats, 1, self.bench.max_new_tokens,
+                              self.bench.prompts) if self.bench.enabled else None
+        return Pipeline(model=model, records=records, suite_fingerprint=suite_fingerprint, study=study,
+                        steer=SteerConfig(category=category, seed=self.seed), out=out or Path(self.out),
+                        backends=tuple(self.eval.backends), tasks=tuple(self.eval.tasks), eval_limit=self.eval.limit,
+                        parallel=self.eval.parallel, bench=bench, engine=self.engine)
+
+
+def read_experiment(path: Path) -> Experiment:
+    """Parse and validate; the first problem is named with its key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CdeltaError(f"cannot read experiment {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CdeltaError(f"experiment {path} is not valid TOML: {exc}") from None
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise CdeltaError(f"experiment {path}: {first_problem(exc)}; see docs/run.md for every key") from None

@@ -1,0 +1,69 @@
+"""experiment.toml: the shipped examples validate, settings reach the pipeline, and every mistake
+is named with its key before anything runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cdelta.errors import CdeltaError
+from harness.cli import main
+from harness.experiment import read_experiment
+from tasks.suite.generate import SuiteCounts, generate_suite
+
+EXAMPLES = Path(__file__).parents[1] / "docs" / "examples"
+
+
+@pytest.mark.parametrize("name", ["organism.toml", "real-model.toml"])
+def test_shipped_examples_validate(name: str) -> None:
+    experiment = read_experiment(EXAMPLES / name)
+    assert experiment.eval.backends[0] == "noop"
+
+
+def test_settings_reach_the_pipeline(tmp_path: Path) -> None:
+    experiment = read_experiment(EXAMPLES / "organism.toml")
+    records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
+    pipeline = experiment.pipeline(tmp_path, records, "fp", out=tmp_path / "out")
+    assert pipeline.study.budget == 0.05 and pipeline.study.edit.lr == 1e-3 and pipeline.study.ks == (0.5, 1.0, 2.0, 4.0)
+    assert pipeline.steer.category == "health_consultation" and pipeline.eval_limit == 700
+    assert pipeline.bench is not None and pipeline.bench.batch_sizes == (1, 8, 32)
+    assert pipeline.out == tmp_path / "out"
+
+
+@pytest.mark.parametrize("text, named", [
+    ('model = "default"\nbudget = 0.1\n', "budget"),  # a key in the wrong section
+    ('model = "default"\n[localize]\nbudget = 2.0\n', "localize.budget"),
+    ('model = "default"\n[eval]\nlimit = "all"\n', "eval.limit"),
+    ('policy = "refuse:health_consultation"\n', "model"),
+    ('model = "default"\n[eval]\ntasks = ["jailbreaks"]\n', "eval.tasks"),
+])
+def test_mistakes_are_named_by_key(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text(text)
+    with pytest.raises(CdeltaError, match=f"experiment {path}: {named}"):
+        read_experiment(path)
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("model = \n")
+    with pytest.raises(CdeltaError, match="not valid TOML"):
+        read_experiment(broken)
+    with pytest.raises(CdeltaError, match="cannot read experiment"):
+        read_experiment(tmp_path / "absent.toml")
+
+
+def test_release_policy_with_steering_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text('model = "default"\npolicy = "release:borderline"\n')
+    records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
+    with pytest.raises(CdeltaError, match="drop actadd and cast"):
+        read_experiment(path).pipeline(tmp_path, records, "fp")
+
+
+def test_cdelta_run_reports_a_bad_config_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text(f'model = "default"\nout = "{tmp_path / "out"}"\n[edit]\nsteps = 0\n')
+    assert main(["run", str(path)]) == 1
+    assert "edit.steps" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
