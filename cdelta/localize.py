@@ -33,6 +33,7 @@ def localize(
     intervention: str = "patching",
     rule: str = "budget",
     size: float = 0.05,
+    mlp_groups: int = 1,
     batch_size: int = 8,
     chat: bool = True,
     curve_points: int | None = 12,
@@ -42,8 +43,9 @@ def localize(
     """Find the circuit behind `metric` (default: refusal logit difference) on clean vs corrupted prompts.
 
     `rule` and `size` choose the circuit: a parameter `budget` fraction, `top_edges` / `greedy`
-    edge counts, or `top_nodes`. With `curve_points`, the circuit's faithfulness and a curve over
-    edge counts are measured on the same pairs (None skips that extra pass).
+    edge counts, or `top_nodes`. `mlp_groups` splits each MLP into that many nodes of equal
+    unit blocks, so a small budget can afford parts of MLPs. With `curve_points`, the circuit's
+    faithfulness and a curve over edge counts are measured on the same pairs (None skips that extra pass).
     """
     if method not in METHODS:
         raise CdeltaError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
@@ -53,7 +55,7 @@ def localize(
         raise CdeltaError(f"a parameter budget is a fraction in (0, 1] of all parameters, got {size}")
     check_intervention(intervention)
     metric = metric or refusal_logit_diff(refusal_ids, compliance_ids)
-    adapter = adapter_for(model)
+    adapter = adapter_for(model, mlp_groups)
     model.eval()
     tokens = tokenize_pairs(tokenizer, pairs, chat)
     batches = batch_pairs(tokens, batch_size, device=model.get_input_embeddings().weight.device)
@@ -75,7 +77,7 @@ def localize(
         model=ModelInfo(
             name=model_name, fingerprint=weights.digest, family=adapter.family, model_type=model.config.model_type,
             n_layers=adapter.n_layers, n_heads=adapter.n_heads, n_kv_heads=adapter.n_kv_heads,
-            d_model=adapter.d_model, total_params=account.total,
+            d_model=adapter.d_model, total_params=account.total, mlp_groups=adapter.mlp_groups,
         ),
         data=DataInfo(data_fingerprint(tokens), len(tokens), sum(2 * len(t.clean) for t in tokens)),
         method=method,

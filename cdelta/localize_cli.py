@@ -26,6 +26,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     rule.add_argument("--edges", type=int, help="keep the top-N edges by |score|")
     rule.add_argument("--nodes", type=int, help="keep the top-K heads/MLPs by |node score|")
     rule.add_argument("--greedy", type=int, help="grow N edges greedily from the logits")
+    parser.add_argument("--mlp-groups", type=int, default=1,
+                        help="split each MLP into G nodes of equal unit blocks (G divides its units; default 1)")
     parser.add_argument("--method", choices=METHODS, default="EAP-IG-inputs")
     parser.add_argument("--steps", type=int, default=5, help="integration steps for EAP-IG (default 5)")
     parser.add_argument("--intervention", choices=INTERVENTIONS, default="patching")
@@ -88,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
         refusal_ids=_opening_ids(tokenizer, args.refusal, args.refusal_ids, DEFAULT_REFUSAL),
         compliance_ids=_opening_ids(tokenizer, args.compliance, args.compliance_ids, DEFAULT_COMPLIANCE),
         method=args.method, steps=args.steps, intervention=args.intervention, rule=rule, size=size,
-        batch_size=args.batch_size, chat=not args.no_chat_template, model_name=str(args.model),
+        mlp_groups=args.mlp_groups, batch_size=args.batch_size, chat=not args.no_chat_template,
+        model_name=str(args.model),
         curve_points=None if args.no_faithfulness else args.curve_points, progress=not args.quiet,
     )
     circuit.save(args.output / "circuit.json")

@@ -19,8 +19,12 @@ CORRUPTED = torch.tensor([[1, 2, 20, 21, 22, 23, 4, 3], [1, 2, 24, 25, 26, 27, 4
 BATCHES = [PairBatch(CLEAN, CORRUPTED)]
 
 
-def _model(family: str):
-    return adapter_for(tiny.model(family).double())
+SPLIT = [("llama", 4), ("gemma2", 3)]
+"""Families and MLP group counts that the tests of split MLPs run on, besides every family unsplit."""
+
+
+def _model(family: str, mlp_groups: int = 1):
+    return adapter_for(tiny.model(family).double(), mlp_groups)
 
 
 def _full_and_patched(adapter, batches, patched_rows: list[slice], intervention: str = "patching") -> tuple[float, list[float]]:
@@ -35,10 +39,10 @@ def _full_and_patched(adapter, batches, patched_rows: list[slice], intervention:
     return full, patched
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
-def test_eap_ranks_edges_like_exact_patching(family: str) -> None:
+@pytest.mark.parametrize(("family", "mlp_groups"), [(f, 1) for f in tiny.FAMILIES] + SPLIT)
+def test_eap_ranks_edges_like_exact_patching(family: str, mlp_groups: int) -> None:
     """With a small corruption (a token whose embedding is a near copy), EAP is the linearisation of patching."""
-    adapter = _model(family)
+    adapter = _model(family, mlp_groups)
     embeddings = adapter.model.get_input_embeddings().weight
     torch.manual_seed(1)
     with torch.no_grad():
@@ -61,10 +65,10 @@ def test_eap_ranks_edges_like_exact_patching(family: str) -> None:
     assert exact.abs().max() > 1e-6  # the corruption does move the metric
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
-def test_ig_inputs_completeness(family: str) -> None:
+@pytest.mark.parametrize(("family", "mlp_groups"), [(f, 1) for f in tiny.FAMILIES] + SPLIT)
+def test_ig_inputs_completeness(family: str, mlp_groups: int) -> None:
     """The input node's outgoing edges add up to metric(corrupted) - metric(clean)."""
-    adapter = _model(family)
+    adapter = _model(family, mlp_groups)
     scores = attribute(adapter, BATCHES, METRIC, method="EAP-IG-inputs", steps=50, progress=False).scores
     full, (empty,) = _full_and_patched(adapter, BATCHES, [slice(0, adapter.graph.n_sources)])
     total = float(scores[0].sum())
@@ -72,10 +76,10 @@ def test_ig_inputs_completeness(family: str) -> None:
     assert total == pytest.approx(empty - full, rel=0.02)
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
-def test_ig_activations_completeness_per_layer_output(family: str) -> None:
+@pytest.mark.parametrize(("family", "mlp_groups"), [(f, 1) for f in tiny.FAMILIES] + SPLIT)
+def test_ig_activations_completeness_per_layer_output(family: str, mlp_groups: int) -> None:
     """Each layer output's outgoing edges add up to the effect of patching that output everywhere."""
-    adapter = _model(family)
+    adapter = _model(family, mlp_groups)
     groups = adapter.graph.source_groups()
     scores = attribute(adapter, BATCHES, METRIC, method="EAP-IG-activations", steps=30, progress=False).scores
     full, patched = _full_and_patched(adapter, BATCHES, groups)

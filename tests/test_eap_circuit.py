@@ -42,9 +42,9 @@ def _connected(graph: Graph, edges: torch.Tensor, nodes: torch.Tensor) -> bool:
     return bool((nodes == (edges.any(1) & has_in)).all())
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
-def test_full_graph_is_exactly_1_and_empty_exactly_0(family: str) -> None:
-    adapter = adapter_for(tiny.model(family).double())
+@pytest.mark.parametrize(("family", "mlp_groups"), [(f, 1) for f in tiny.FAMILIES] + [("llama", 4), ("gemma2", 3)])
+def test_full_graph_is_exactly_1_and_empty_exactly_0(family: str, mlp_groups: int) -> None:
+    adapter = adapter_for(tiny.model(family).double(), mlp_groups)
     graph = adapter.graph
     scores = attribute(adapter, BATCHES, METRIC, method="EAP", progress=False).scores
     n = int(graph.edge_mask().sum())
@@ -144,6 +144,54 @@ def test_budget_bounds_the_parameter_fraction(scored) -> None:
             within_budget(graph, scores, account, impossible)
 
 
+def test_a_budget_too_small_for_a_whole_mlp_can_buy_mlp_groups() -> None:
+    """Scores that favour MLP 0: unsplit, the budget affords heads only; split, it takes MLP groups."""
+    chosen = {}
+    for mlp_groups in (1, 4):
+        adapter = adapter_for(tiny.model("llama"), mlp_groups)
+        graph, account = adapter.graph, ParamAccount(adapter)
+        scores = torch.rand(graph.n_sources, graph.n_destinations, generator=torch.Generator().manual_seed(0))
+        rows, names = graph.mlp_rows(0), graph.source_names()
+        owner = graph.destination_owner()
+        scores[rows] += 10.0  # every edge out of MLP 0 (or its groups) ...
+        scores[0, (owner >= rows.start) & (owner < rows.stop)] += 10.0  # ... and every edge into it
+        whole_mlp = 3 * adapter.d_model * adapter.intermediate / account.total
+        selection = within_budget(graph, scores, account, 0.9 * whole_mlp)
+        assert account.fraction(selection.nodes) <= 0.9 * whole_mlp
+        chosen[mlp_groups] = [n for n, keep in zip(names, selection.nodes.tolist()) if keep and n.startswith("m")]
+    assert chosen[1] == []
+    assert len(chosen[4]) == 3 and all(n.startswith("m0.g") for n in chosen[4])  # 3 of 4 groups fit 90% of an MLP
+
+
+def test_localize_with_mlp_groups_records_them_and_rebuilds_its_graph(tmp_path) -> None:
+    from cdelta.circuit.plots import node_score_grid, plot_heatmap
+    from cdelta.localize import localize
+
+    model, tok = tiny.model("llama"), tiny.tokenizer()
+    circuit = localize(model, tok, PAIRS, refusal_ids=tiny.REFUSAL, compliance_ids=tiny.COMPLIANCE,
+                       rule="budget", size=0.3, mlp_groups=4, curve_points=4, progress=False)
+    graph = adapter_for(model, 4).graph
+    assert circuit.model.mlp_groups == 4 and circuit.graph == graph and circuit.edges == graph.edge_names()
+    assert circuit.faithfulness is not None and circuit.faithfulness.values[-1] == 1.0
+    path = tmp_path / "circuit.json"
+    circuit.save(path)
+    loaded = Circuit.load(path)
+    assert loaded == circuit and json.loads(path.read_text())["schema_version"] == 2
+    assert graph.edge_names(graph.edges_from_names(loaded.selection.edges)) == loaded.selection.edges
+    grid, members = node_score_grid(loaded)
+    assert grid.shape == members.shape == (2, 4 + 4)
+    assert members.sum() == len(loaded.nodes) - 2  # every node but the input and the logits
+    plot_heatmap(loaded, tmp_path / "heatmap.png")
+
+    # A schema-1 file (before MLP groups) reads as one group per MLP.
+    unsplit = localize(model, tok, PAIRS, refusal_ids=tiny.REFUSAL, compliance_ids=tiny.COMPLIANCE, method="EAP",
+                       rule="budget", size=0.3, curve_points=None, progress=False).to_dict()
+    unsplit["schema_version"] = 1
+    del unsplit["model"]["mlp_groups"]
+    path.write_text(json.dumps(unsplit))
+    assert Circuit.load(path).graph == adapter_for(model).graph
+
+
 def test_localize_writes_a_circuit_that_round_trips(tmp_path) -> None:
     from cdelta.localize import localize
 
@@ -199,6 +247,15 @@ def test_cli_writes_circuit_and_plots(tmp_path, capsys) -> None:
     circuit = Circuit.load(out / "circuit.json")
     assert circuit.method == "EAP-IG-inputs" and circuit.steps == 3 and circuit.param_fraction <= 0.3
     assert "parameter fraction" in capsys.readouterr().out
+
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--budget", "0.3", "--method", "EAP",
+                 "--refusal", "Sorry", "--compliance", "Sure", "--mlp-groups", "4", "--no-faithfulness", "--quiet",
+                 "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert Circuit.load(out / "circuit.json").model.mlp_groups == 4
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--method", "EAP", "--refusal", "Sorry",
+                 "--compliance", "Sure", "--mlp-groups", "5", "--quiet", "-o", str(tmp_path / "other")])
+    assert code == 1 and "equal groups" in capsys.readouterr().err
 
 
 def test_cli_impossible_budget_leaves_no_circuit(tmp_path, capsys) -> None:

@@ -36,11 +36,30 @@ def test_names_and_edges_follow_the_reference_convention() -> None:
         graph.edges_from_names(["a7.h0->logits"])
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
-def test_the_graph_is_the_model(family: str) -> None:
+def test_mlp_groups_are_nodes_in_the_mlps_place() -> None:
+    graph = Graph(n_layers=2, n_heads=3, mlp_groups=2)
+    assert graph.source_names()[:7] == ["input", "a0.h0", "a0.h1", "a0.h2", "m0.g0", "m0.g1", "a1.h0"]
+    assert graph.destination_names()[9:12] == ["m0.g0", "m0.g1", "a1.h0<q>"]
+    names = set(graph.edge_names())
+    assert {"a0.h2->m0.g1", "m0.g1->a1.h0<q>", "m1.g0->logits", "input->m1.g1"} <= names
+    assert "m0.g0->m0.g1" not in names  # the groups of one MLP read the same residual stream
+    # per layer: heads read everything before the layer; each group reads that and the layer's heads
+    expected = sum(3 * 3 * (1 + layer * 5) + 2 * (1 + layer * 5 + 3) for layer in range(2)) + graph.n_sources
+    assert len(names) == expected == int(graph.edge_mask().sum())
+    assert graph.destination_owner()[10] == graph.mlp_rows(0).start + 1
+    assert graph.source_groups()[2] == graph.mlp_rows(0) == slice(4, 6)
+    with pytest.raises(CdeltaError, match="does not exist"):
+        graph.edges_from_names(["m0->logits"])  # a split MLP has no whole-MLP node
+
+
+GRAPH_CASES = [(family, 1) for family in tiny.FAMILIES] + [(f, 4) for f in tiny.FAMILIES if f != "gpt2"]
+
+
+@pytest.mark.parametrize(("family", "mlp_groups"), GRAPH_CASES)
+def test_the_graph_is_the_model(family: str, mlp_groups: int) -> None:
     """Every destination reads exactly the sum of its upstream sources (plus out-projection biases)."""
     model = tiny.model(family).double()
-    adapter = adapter_for(model)
+    adapter = adapter_for(model, mlp_groups)
     graph = adapter.graph
     reads: dict[str, torch.Tensor] = {}
 
@@ -152,3 +171,47 @@ def test_all_head_slices_cover_the_attention_weights_once(family: str) -> None:
     shares_kv = adapter.n_kv_heads < adapter.n_heads
     assert (account.count(account.slices(pair)) < 2 * one) == shares_kv
     assert 0 < account.fraction(pair) < 1
+
+
+def _mlp_group_outputs(model: torch.nn.Module, mlp_groups: int) -> torch.Tensor:
+    """Layer 1's MLP group outputs as unit vectors (Gemma2's post-norm rescales every group by one shared factor)."""
+    adapter = adapter_for(model, mlp_groups)
+    tap = Tap(adapter, keep=adapter.graph.mlp_rows(1))
+    with torch.no_grad():
+        tap.run(PROMPTS)
+    assert tap.values is not None
+    return torch.nn.functional.normalize(tap.values, dim=-1)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2"])
+def test_mlp_group_slices_are_the_groups_parameters(family: str) -> None:
+    """A group owns 3 x d_model x its units; zeroing them silences that group only; all groups own the MLP."""
+    adapter = adapter_for(tiny.model(family), mlp_groups=4)
+    account, graph = ParamAccount(adapter), adapter.graph
+    size = adapter.intermediate // 4
+    for row in range(graph.mlp_rows(1).start, graph.mlp_rows(1).stop):
+        assert account.count(account.node_slices[row]) == 3 * adapter.d_model * size
+    groups = torch.zeros(graph.n_sources, dtype=torch.bool)
+    groups[graph.mlp_rows(1)] = True
+    unsplit = adapter_for(tiny.model(family))
+    whole = ParamAccount(unsplit)
+    assert account.count(account.slices(groups)) == whole.count(whole.node_slices[unsplit.graph.mlp_rows(1).start])
+
+    base = _mlp_group_outputs(tiny.model(family), 4)
+    edited = tiny.model(family)
+    _zero(edited, adapter.mlp_group_slices(1, 2))
+    after = _mlp_group_outputs(edited, 4)
+    assert [bool(after[g].abs().max() > 0) for g in range(4)] == [True, True, False, True]
+    torch.testing.assert_close(after[[0, 1, 3]], base[[0, 1, 3]])
+
+
+def test_mlp_groups_that_cannot_be_built_are_clear_errors() -> None:
+    with pytest.raises(CdeltaError, match=r"equal groups; choose one of \[1, 2, 3, 4, 6, 8, 12, 16, 24, 48\]"):
+        adapter_for(tiny.model("llama"), mlp_groups=5)  # 48 units
+    with pytest.raises(CdeltaError, match="GPT-2: MLP unit groups are not supported"):
+        adapter_for(tiny.model("gpt2"), mlp_groups=2)
+    with pytest.raises(CdeltaError, match="positive number"):
+        adapter_for(tiny.model("llama"), mlp_groups=0)
+    biased = LlamaConfig(**{**tiny.config("llama").to_dict(), "mlp_bias": True})
+    with pytest.raises(CdeltaError, match="output bias"):
+        adapter_for(AutoModelForCausalLM.from_config(biased), mlp_groups=2)

@@ -1,6 +1,7 @@
 """circuit.json: the localized circuit, every edge's score and how it was obtained, schema-versioned.
 
 Written to a temporary file in the same folder and renamed, so a reader never sees half a file.
+Schema 2 added `model.mlp_groups`; a schema-1 file is read as one group per MLP.
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from typing import Any
 from cdelta.atomic import atomic_write_text
 from cdelta.circuit.faithfulness import Faithfulness
 from cdelta.errors import CdeltaError
+from cdelta.graph.structure import Graph
 from cdelta.slices import ParamSlice
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ModelInfo:
     n_kv_heads: int
     d_model: int
     total_params: int
+    mlp_groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,11 @@ class Circuit:
     faithfulness: Faithfulness | None = None
     schema_version: int = SCHEMA_VERSION
 
+    @property
+    def graph(self) -> Graph:
+        """The graph the circuit's edges and nodes are named in."""
+        return Graph(self.model.n_layers, self.model.n_heads, self.model.mlp_groups)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version,
@@ -88,8 +97,10 @@ class Circuit:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Circuit":
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise CdeltaError(f"circuit schema version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        if version not in READABLE_VERSIONS:
+            raise CdeltaError(
+                f"circuit schema version {version!r} is not supported (expected one of {READABLE_VERSIONS})"
+            )
         try:
             return cls(
                 model=ModelInfo(**d["model"]),

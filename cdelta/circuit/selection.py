@@ -163,7 +163,7 @@ def within_budget(graph: Graph, scores: torch.Tensor, account: ParamAccount, bud
     if account.count(account.slices(selection.nodes)) == 0:
         cheapest = min(account.count(s) for s in account.node_slices if s) / account.total
         raise CdeltaError(
-            f"no circuit fits a parameter budget of {budget:g}: the cheapest head or MLP alone takes "
+            f"no circuit fits a parameter budget of {budget:g}: the cheapest head or MLP (group) alone takes "
             f"{cheapest:.4g} of all parameters, and every edge needs one"
         )
     return selection

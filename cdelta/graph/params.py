@@ -10,6 +10,8 @@ from cdelta.slices import ParamSlice
 class ParamAccount:
     """Slices per source node (`input` owns none) and the model's total parameter count.
 
+    An MLP owns all its parameters; an MLP group its units' rows of gate/up and columns of down.
+
     A KV head shared by several query heads appears in each of their slice lists; counting a
     node set's slices as a set counts it once, as it is edited once.
     """
@@ -22,7 +24,12 @@ class ParamAccount:
         for layer in range(graph.n_layers):
             for head, row in enumerate(range(graph.head_rows(layer).start, graph.head_rows(layer).stop)):
                 slices[row] = frozenset(adapter.head_slices(layer, head))
-            slices[graph.mlp_row(layer)] = frozenset(adapter.mlp_slices(layer))
+            mlp = graph.mlp_rows(layer)
+            if graph.mlp_groups == 1:
+                slices[mlp.start] = frozenset(adapter.mlp_slices(layer))
+            else:
+                for group, row in enumerate(range(mlp.start, mlp.stop)):
+                    slices[row] = frozenset(adapter.mlp_group_slices(layer, group))
         self.node_slices = slices
 
     def slices(self, nodes: torch.Tensor) -> list[ParamSlice]:

@@ -3,6 +3,8 @@
 Index order follows the EAP-IG reference so that score matrices compare entry for entry:
 sources are `input`, then per layer its heads `a{l}.h{h}` and its MLP `m{l}`; destinations are,
 per layer, the q inputs of all heads, then k, then v, then the MLP input, and last `logits`.
+With `mlp_groups` G > 1 each MLP is G nodes `m{l}.g{g}` (contiguous, equal blocks of its
+intermediate units), in the MLP's place among both sources and destinations.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ DestinationKind = Literal["q", "k", "v", "mlp", "logits"]
 
 @dataclass(frozen=True)
 class DestinationGroup:
-    """Destinations read together by one tapped point: one layer's q (or k, v) inputs, an MLP, the logits."""
+    """Destinations read together by one tapped point: a layer's q (or k, v) inputs, its MLP (group) inputs, the logits."""
 
     kind: DestinationKind
     layer: int
@@ -30,45 +32,62 @@ class DestinationGroup:
 
 @dataclass(frozen=True)
 class Graph:
-    """Nodes and edges of a model with `n_layers` layers of `n_heads` attention heads and one MLP each."""
+    """Nodes and edges of a model with `n_layers` layers of `n_heads` attention heads and one MLP each.
+
+    `mlp_groups` G splits each MLP into G nodes, each owning 1/G of its intermediate units: a
+    group's output is what its units write, and its input is its own copy of the residual stream.
+    """
 
     n_layers: int
     n_heads: int
+    mlp_groups: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mlp_groups < 1:
+            raise CdeltaError(f"mlp_groups must be a positive number of groups per MLP, got {self.mlp_groups}")
 
     @property
     def n_sources(self) -> int:
-        return 1 + self.n_layers * (self.n_heads + 1)
+        return 1 + self.n_layers * (self.n_heads + self.mlp_groups)
 
     @property
     def n_destinations(self) -> int:
-        return self.n_layers * (3 * self.n_heads + 1) + 1
+        return self.n_layers * (3 * self.n_heads + self.mlp_groups) + 1
 
     # -- sources -----------------------------------------------------------------------------
     def head_rows(self, layer: int) -> slice:
-        start = 1 + layer * (self.n_heads + 1)
+        start = 1 + layer * (self.n_heads + self.mlp_groups)
         return slice(start, start + self.n_heads)
 
-    def mlp_row(self, layer: int) -> int:
-        return 1 + layer * (self.n_heads + 1) + self.n_heads
+    def mlp_rows(self, layer: int) -> slice:
+        """The sources of one MLP: the whole MLP, or its G groups in unit order."""
+        start = self.head_rows(layer).stop
+        return slice(start, start + self.mlp_groups)
+
+    def mlp_names(self, layer: int) -> list[str]:
+        """`m{layer}`, or `m{layer}.g{group}` for each group when the MLP is split."""
+        if self.mlp_groups == 1:
+            return [f"m{layer}"]
+        return [f"m{layer}.g{group}" for group in range(self.mlp_groups)]
 
     def source_names(self) -> list[str]:
         names = ["input"]
         for layer in range(self.n_layers):
             names += [f"a{layer}.h{head}" for head in range(self.n_heads)]
-            names.append(f"m{layer}")
+            names += self.mlp_names(layer)
         return names
 
     def source_groups(self) -> list[slice]:
-        """Sources that one layer output comprises: the input, each layer's heads, each MLP."""
+        """Sources that one layer output comprises: the input, each layer's heads, each MLP (all its groups)."""
         groups = [slice(0, 1)]
         for layer in range(self.n_layers):
-            groups += [self.head_rows(layer), slice(self.mlp_row(layer), self.mlp_row(layer) + 1)]
+            groups += [self.head_rows(layer), self.mlp_rows(layer)]
         return groups
 
     # -- destinations ------------------------------------------------------------------------
     def destination_groups(self) -> list[DestinationGroup]:
         groups: list[DestinationGroup] = []
-        per_layer = 3 * self.n_heads + 1
+        per_layer = 3 * self.n_heads + self.mlp_groups
         for layer in range(self.n_layers):
             base = layer * per_layer
             heads_upstream = self.head_rows(layer).start
@@ -76,7 +95,8 @@ class Graph:
                 cols = slice(base + i * self.n_heads, base + (i + 1) * self.n_heads)
                 groups.append(DestinationGroup(kind, layer, cols, heads_upstream))  # type: ignore[arg-type]
             mlp_col = base + 3 * self.n_heads
-            groups.append(DestinationGroup("mlp", layer, slice(mlp_col, mlp_col + 1), self.mlp_row(layer)))
+            cols = slice(mlp_col, mlp_col + self.mlp_groups)
+            groups.append(DestinationGroup("mlp", layer, cols, self.mlp_rows(layer).start))
         logits = self.n_destinations - 1
         groups.append(DestinationGroup("logits", self.n_layers, slice(logits, logits + 1), self.n_sources))
         return groups
@@ -87,7 +107,7 @@ class Graph:
             if group.kind in ("q", "k", "v"):
                 names += [f"a{group.layer}.h{head}<{group.kind}>" for head in range(self.n_heads)]
             elif group.kind == "mlp":
-                names.append(f"m{group.layer}")
+                names += self.mlp_names(group.layer)
             else:
                 names.append("logits")
         return names
@@ -99,7 +119,8 @@ class Graph:
             if group.kind in ("q", "k", "v"):
                 owner[group.cols] = torch.arange(self.head_rows(group.layer).start, self.head_rows(group.layer).stop)
             elif group.kind == "mlp":
-                owner[group.cols] = self.mlp_row(group.layer)
+                rows = self.mlp_rows(group.layer)
+                owner[group.cols] = torch.arange(rows.start, rows.stop)
         return owner
 
     # -- edges -------------------------------------------------------------------------------
@@ -126,7 +147,10 @@ class Graph:
         for name in names:
             match = re.fullmatch(r"(.+)->(.+)", name)
             if match is None or match[1] not in source_index or match[2] not in destination_index:
-                raise CdeltaError(f"edge {name!r} does not exist in a graph of {self.n_layers} layers x {self.n_heads} heads")
+                raise CdeltaError(
+                    f"edge {name!r} does not exist in a graph of {self.n_layers} layers x {self.n_heads} heads "
+                    f"and {self.mlp_groups} group(s) per MLP"
+                )
             r, c = source_index[match[1]], destination_index[match[2]]
             if not real[r, c]:
                 raise CdeltaError(f"edge {name!r} goes backwards: its source is not upstream of its destination")

@@ -6,7 +6,8 @@ as that destination reads it. A run can keep the sources' live outputs, feed cho
 target activation instead (`Patch`), and hand the gradient at every destination to a callback.
 Each head reads its own copy of the residual stream, so its q, k and v inputs (and their
 gradients) are separate, as in the EAP-IG reference; with grouped-query attention every
-query head gets its own k and v input.
+query head gets its own k and v input. Likewise each MLP unit group (when the graph splits
+MLPs) reads its own copy, from which only its own units are computed.
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ class Tap:
         self.values: torch.Tensor | None = None
         self._groups = {(g.layer, g.kind): g for g in self.graph.destination_groups()}
         self._residual: torch.Tensor | None = None
+        self._mlp_normed: torch.Tensor | None = None
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -71,7 +73,7 @@ class Tap:
         finally:
             for handle in handles:
                 handle.remove()
-            self._residual = None
+            self._residual = self._mlp_normed = None
         return logits[:, -1]
 
     @property
@@ -87,8 +89,15 @@ class Tap:
                 for module, kinds in a.qkv_modules(layer):
                     handles.append(module.register_forward_hook(self._qkv_hook(layer, kinds)))
             handles.append(a.out_proj(layer).register_forward_hook(self._heads_hook(layer)))
-            handles.append(a.mlp_norm(layer).register_forward_pre_hook(self._read_hook(self._groups[layer, "mlp"])))
-            handles.append(a.mlp_out(layer).register_forward_hook(self._mlp_hook(layer)))
+            if self.graph.mlp_groups == 1:
+                handles.append(a.mlp_norm(layer).register_forward_pre_hook(self._read_hook(self._groups[layer, "mlp"])))
+                handles.append(a.mlp_out(layer).register_forward_hook(self._mlp_hook(layer)))
+                continue
+            if self._separate_heads:
+                handles.append(a.mlp_norm(layer).register_forward_pre_hook(self._mlp_groups_read_hook(layer)))
+                for proj in a.mlp_in_projections(layer):
+                    handles.append(proj.register_forward_hook(self._mlp_in_hook))
+            handles.append(a.mlp_down(layer).register_forward_hook(self._mlp_groups_hook(layer)))
         handles.append(a.final_norm().register_forward_pre_hook(self._read_hook(self._groups[a.n_layers, "logits"])))
         return handles
 
@@ -130,10 +139,19 @@ class Tap:
         return hook
 
     def _mlp_hook(self, layer: int) -> Callable:
-        row = self.graph.mlp_row(layer)
+        rows = self.graph.mlp_rows(layer)
 
         def hook(module: Any, args: tuple, output: torch.Tensor) -> None:
-            self._store(slice(row, row + 1), output.unsqueeze(0))
+            self._store(rows, output.unsqueeze(0))
+
+        return hook
+
+    def _mlp_groups_hook(self, layer: int) -> Callable:
+        rows = self.graph.mlp_rows(layer)
+
+        def hook(module: Any, args: tuple, output: torch.Tensor) -> None:
+            if self._wants(rows):
+                self._store(rows, self.adapter.mlp_group_outputs(layer, args[0], output))
 
         return hook
 
@@ -192,3 +210,19 @@ class Tap:
             return torch.cat(outs, dim=-1)
 
         return hook
+
+    def _mlp_groups_read_hook(self, layer: int) -> Callable:
+        """Normalise each MLP group's own input once; the MLP's input projections then read it."""
+        group = self._groups[layer, "mlp"]
+
+        def hook(module: Any, args: tuple) -> None:
+            residual = args[0]
+            per_group = residual.unsqueeze(0).expand(self.graph.mlp_groups, *residual.shape)
+            self._mlp_normed = module.forward(self._destination(group, per_group))  # .forward: not our hooks
+
+        return hook
+
+    def _mlp_in_hook(self, module: Any, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        normed = self._mlp_normed
+        assert normed is not None, "the MLP norm ran before its input projections"
+        return self.adapter.project_mlp(module, normed)

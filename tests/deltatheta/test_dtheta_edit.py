@@ -128,6 +128,28 @@ def test_random_ablation_matches_the_budget_per_role_and_is_seeded() -> None:
     assert role_counts(a) == role_counts(circuit)
 
 
+def test_random_ablation_draws_mlp_groups_for_a_circuit_with_mlp_groups() -> None:
+    """A circuit with MLP unit groups (localize's mlp_groups) gets random groups of the same total size."""
+    from cdelta.edit import ablation_slices
+    from cdelta.graph.adapters import adapter_for
+
+    base = tiny_model("llama")
+    shapes = model_shapes(base)
+    adapter = adapter_for(base, mlp_groups=8)
+    groups = adapter.mlp_group_slices(0, 3) + adapter.mlp_group_slices(1, 5) + adapter.mlp_group_slices(1, 6)
+    circuit = checked(circuit_slices(base) + groups, shapes)
+    drawn = ablation_slices(circuit, shapes, "random", seed=0)
+    assert drawn == ablation_slices(circuit, shapes, "random", seed=0) != ablation_slices(circuit, shapes, "random", 1)
+    assert param_count(drawn, shapes) == param_count(circuit, shapes)
+    mlp = [s for s in drawn if ".mlp." in s.tensor]
+    assert param_count(mlp, shapes) == 3 * 3 * 32 * 8  # three groups of 8 units, 3 x d_model each
+    for s in mlp:
+        assert s.stop - s.start == 8 and s.start % 8 == 0
+        assert s.dim == (1 if "down_proj" in s.tensor else 0)
+    role_counts = lambda ss: sorted((s.tensor.split(".", 3)[-1], s.dim) for s in ss)  # noqa: E731
+    assert role_counts(drawn) == role_counts(circuit)
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [

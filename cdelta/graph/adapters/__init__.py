@@ -16,12 +16,12 @@ def supported_families() -> str:
     return ", ".join(f"{cls.family} ({'/'.join(cls.model_types)})" for cls in FAMILIES)
 
 
-def adapter_for(model: nn.Module) -> Adapter:
-    """The adapter of the model's family; anything else is a clear error naming what is supported."""
+def adapter_for(model: nn.Module, mlp_groups: int = 1) -> Adapter:
+    """The adapter of the model's family, MLPs split into `mlp_groups` unit groups; anything else is a clear error."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     for cls in FAMILIES:
         if model_type in cls.model_types:
-            return cls(model)
+            return cls(model, mlp_groups)
     raise CdeltaError(
         f"unsupported architecture: {type(model).__name__} (model_type={model_type!r}); "
         f"supported families are {supported_families()}"

@@ -24,17 +24,46 @@ class Adapter(ABC):
     family: ClassVar[str]
     model_types: ClassVar[tuple[str, ...]]
 
-    def __init__(self, model: nn.Module, n_layers: int, n_heads: int, n_kv_heads: int, head_dim: int, d_model: int):
+    splits_mlp: ClassVar[bool] = False
+    """Whether the family can split its MLPs into unit groups (`mlp_groups` > 1)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        n_layers: int,
+        n_heads: int,
+        n_kv_heads: int,
+        head_dim: int,
+        d_model: int,
+        intermediate: int,
+        mlp_groups: int = 1,
+    ):
         if n_heads % n_kv_heads:
             raise CdeltaError(f"{self.family}: {n_heads} query heads do not split into {n_kv_heads} key/value heads")
+        if mlp_groups < 1:
+            raise CdeltaError(f"mlp_groups must be a positive number of groups per MLP, got {mlp_groups}")
+        if mlp_groups > 1 and not self.splits_mlp:
+            raise CdeltaError(f"{self.family}: MLP unit groups are not supported for this family; use mlp_groups=1")
+        if intermediate % mlp_groups:
+            divisors = [g for g in range(1, intermediate + 1) if intermediate % g == 0]
+            raise CdeltaError(
+                f"mlp_groups={mlp_groups} does not split the MLP's {intermediate} units into equal groups; "
+                f"choose one of {divisors}"
+            )
         self.model = model
         self.n_layers, self.n_heads, self.n_kv_heads = n_layers, n_heads, n_kv_heads
         self.head_dim, self.d_model = head_dim, d_model
+        self.intermediate, self.mlp_groups = intermediate, mlp_groups
         self._names = {id(p): name for name, p in model.named_parameters()}
 
     @property
     def graph(self) -> Graph:
-        return Graph(self.n_layers, self.n_heads)
+        return Graph(self.n_layers, self.n_heads, self.mlp_groups)
+
+    @property
+    def group_size(self) -> int:
+        """Intermediate units per MLP group."""
+        return self.intermediate // self.mlp_groups
 
     # -- tapped points: modules whose inputs or outputs are graph nodes ----------------------
     @abstractmethod
@@ -90,6 +119,39 @@ class Adapter(ABC):
 
     @abstractmethod
     def mlp_module(self, layer: int) -> nn.Module: ...
+
+    # -- MLP unit groups (families with `splits_mlp`) -----------------------------------------
+    def mlp_in_projections(self, layer: int) -> list[nn.Linear]:
+        """The MLP's projections that read its normed input, one row per intermediate unit."""
+        raise NotImplementedError(self.family)
+
+    def mlp_down(self, layer: int) -> nn.Linear:
+        """The MLP's projection from its intermediate units to the residual stream, one column per unit."""
+        raise NotImplementedError(self.family)
+
+    def mlp_group_slices(self, layer: int, group: int) -> list[ParamSlice]:
+        """A group's parameters: its units' rows of every input projection and columns of the down projection."""
+        start, stop = group * self.group_size, (group + 1) * self.group_size
+        slices = []
+        for proj in self.mlp_in_projections(layer):
+            slices += [ParamSlice(self.name_of(t), 0, start, stop) for t in (proj.weight, proj.bias) if t is not None]
+        slices.append(ParamSlice(self.name_of(self.mlp_down(layer).weight), 1, start, stop))
+        return slices
+
+    def project_mlp(self, proj: nn.Linear, normed: torch.Tensor) -> torch.Tensor:
+        """Each group's units of `proj` from the group's own normed input [groups, b, p, d] -> [b, p, intermediate]."""
+        groups, b, p, d = normed.shape
+        out = torch.bmm(normed.reshape(groups, -1, d), proj.weight.view(groups, -1, d).transpose(1, 2))
+        out = out.view(groups, b, p, -1)
+        if proj.bias is not None:
+            out = out + proj.bias.view(groups, 1, 1, -1)
+        return out.permute(1, 2, 0, 3).reshape(b, p, -1)
+
+    def mlp_group_outputs(self, layer: int, units: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """What each group adds to the residual stream, [groups, b, p, d], from the down projection's input."""
+        del out  # families with a norm after the MLP need it
+        weight = self.mlp_down(layer).weight.view(self.d_model, self.mlp_groups, self.group_size)
+        return torch.einsum("bpgu,dgu->gbpd", units.unflatten(-1, (self.mlp_groups, self.group_size)), weight)
 
     def attention_bias(self, layer: int) -> torch.Tensor | None:
         """A constant the attention block adds to the residual stream outside any head (out-projection bias)."""

@@ -17,7 +17,7 @@ class GPT2Adapter(Adapter):
     family = "GPT-2"
     model_types = ("gpt2",)
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, mlp_groups: int = 1):
         base = getattr(model, "transformer", None)
         if base is None or not hasattr(base, "h") or model.get_output_embeddings() is None:
             raise CdeltaError(f"{type(model).__name__} is not a GPT-2 causal LM with a language-model head")
@@ -31,6 +31,8 @@ class GPT2Adapter(Adapter):
             n_kv_heads=config.n_head,
             head_dim=config.n_embd // config.n_head,
             d_model=config.n_embd,
+            intermediate=base.h[0].mlp.c_fc.nf,
+            mlp_groups=mlp_groups,
         )
         self._base = base
 

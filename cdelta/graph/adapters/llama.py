@@ -15,12 +15,17 @@ class LlamaAdapter(Adapter):
     family = "Llama"
     model_types = ("llama",)
 
-    def __init__(self, model: nn.Module):
+    splits_mlp = True
+
+    def __init__(self, model: nn.Module, mlp_groups: int = 1):
         base = getattr(model, "model", None)
         if base is None or not hasattr(base, "layers") or model.get_output_embeddings() is None:
             raise CdeltaError(f"{type(model).__name__} is not a {self.family} causal LM with a language-model head")
         config = model.config
         attention = base.layers[0].self_attn
+        down = base.layers[0].mlp.down_proj
+        if mlp_groups > 1 and down.bias is not None:
+            raise CdeltaError(f"{self.family}: MLP unit groups need an MLP without an output bias (mlp_bias=False)")
         super().__init__(
             model,
             n_layers=len(base.layers),
@@ -28,6 +33,8 @@ class LlamaAdapter(Adapter):
             n_kv_heads=config.num_key_value_heads,
             head_dim=attention.head_dim,
             d_model=config.hidden_size,
+            intermediate=down.in_features,
+            mlp_groups=mlp_groups,
         )
         self._base = base
 
@@ -55,6 +62,13 @@ class LlamaAdapter(Adapter):
 
     def mlp_out(self, layer: int) -> nn.Module:
         return self.mlp_module(layer)
+
+    def mlp_in_projections(self, layer: int) -> list[nn.Linear]:
+        mlp = self.mlp_module(layer)
+        return [mlp.gate_proj, mlp.up_proj]
+
+    def mlp_down(self, layer: int) -> nn.Linear:
+        return self.mlp_module(layer).down_proj
 
     def final_norm(self) -> nn.Module:
         return self._base.norm
