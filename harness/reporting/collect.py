@@ -14,6 +14,7 @@ from pathlib import Path
 from inspect_ai.log import EvalLog, EvalSample, list_eval_logs, read_eval_log
 from inspect_ai.scorer import value_to_float
 
+from backends.registry import BACKENDS
 from cdelta.errors import CdeltaError
 
 REFUSAL_TASKS = ("category_refusal", "over_refusal")
@@ -48,7 +49,7 @@ class BackendLogs:
 
 @dataclass(frozen=True)
 class RunLogs:
-    """One evaluation run: one policy, one model, several backends (in the order they were run)."""
+    """One evaluation run: one policy, one model, several backends (registry order: noop first)."""
 
     log_dir: str
     policy: str
@@ -154,7 +155,10 @@ def collect(log_dir: Path, advance: Callable[[], None] = lambda: None,
     chosen, notes = latest_complete(headers)
     if not chosen:
         raise CdeltaError(f"no log in {log_dir} finished; run the same `cdelta eval` command again to finish them")
-    order = list(dict.fromkeys(h.eval.metadata["backend"] for h in sorted(headers, key=lambda h: h.eval.created)))
+    # The registry's order (noop first), then any other name in the order it was run: parallel runs
+    # finish in any order, and a report's rows should not depend on that.
+    run_order = list(dict.fromkeys(h.eval.metadata["backend"] for h in sorted(headers, key=lambda h: h.eval.created)))
+    order = sorted(run_order, key=lambda b: (BACKENDS.index(b) if b in BACKENDS else len(BACKENDS), run_order.index(b)))
     per_backend = {b: [chosen[key] for key in sorted(chosen) if key[0] == b] for b in order}
     on_total(sum(len(logs) for logs in per_backend.values()))
     backends = tuple(read_backend(b, logs, advance) for b, logs in per_backend.items() if logs)
