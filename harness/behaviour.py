@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rich.progress import Progress
 
 from backends.generation import GenerationParams, Generator
-from harness.stats import Rate
+from harness.stats import Rate, mean_abs_change
 from tasks.answers import exact_match
 from tasks.refusal_judge import is_refusal
 from tasks.suite.categories import ALWAYS_REFUSED, POLICY_CATEGORIES
@@ -84,8 +84,11 @@ class Selectivity:
 
 
 def selectivity(base: Behaviour, edited: Behaviour, target: str, action: str = "refuse") -> Selectivity:
+    now = {c: r.value for c, r in edited.refusal.items()}
+    before = {c: r.value for c, r in base.refusal.items()}
+
     def mean_change(categories: list[str]) -> float:
-        return sum(abs(edited.refusal[c].value - base.refusal[c].value) for c in categories) / max(1, len(categories))
+        return mean_abs_change(now, before, categories) if categories else 0.0
 
     others = [c for c in POLICY_CATEGORIES if c != target and c in edited.refusal]
     everything_else = [c for c in edited.refusal if c != target]

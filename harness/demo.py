@@ -12,7 +12,7 @@ from cdelta.commands import Command
 from cdelta.edit_config import EditConfig
 from harness.edit_study import StudyConfig
 from harness.organism import registry
-from harness.organism.config import DEFAULT, SMALL, OrganismConfig
+from harness.organism.config import DEFAULT, SMALL
 from harness.pipeline import BenchSettings, Pipeline, run_pipeline
 from harness.steer import SteerConfig
 from tasks.suite.categories import POLICY_CATEGORIES
@@ -46,7 +46,7 @@ def _organism(small: bool, console: Console) -> Path:
 
 
 def demo_pipeline(model: Path, category: str, out: Path, small: bool, budget: float | None) -> Pipeline:
-    cfg = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
+    cfg = registry.organism_config(model)
     study = dict(SMALL_STUDY) if small else {}
     if budget is not None:
         study["budget"] = budget

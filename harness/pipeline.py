@@ -85,11 +85,16 @@ def _digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _stamped(stamp: Path, digest: str) -> bool:
+    """Whether `stamp` records the same inputs' digest."""
+    return stamp.is_file() and json.loads(stamp.read_text()).get("key") == digest
+
+
 def _stage(folder: Path, name: str, key: dict[str, Any], run: Callable[[], None], console: Console) -> str:
     """Run a stage unless `folder` holds its output for the same key; returns the key's digest."""
     digest = _digest(key)
     stamp = folder / STAGE_FILE
-    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == digest:
+    if _stamped(stamp, digest):
         console.print(f"[green]✓ {name}[/]: reusing {folder} (same inputs)")
         return digest
     console.rule(f"[bold]{name}")
@@ -107,7 +112,7 @@ def _fresh_logs(log_dir: Path, key: dict[str, Any], console: Console) -> None:
     changed; with the same inputs keep them, so inspect resumes the unfinished tasks."""
     stamp = log_dir.with_name(f"{log_dir.name}.{STAGE_FILE}")  # beside the logs: inspect reads every file in them
     digest = _digest(key)
-    if log_dir.exists() and not (stamp.is_file() and json.loads(stamp.read_text()).get("key") == digest):
+    if log_dir.exists() and not _stamped(stamp, digest):
         console.print(f"inputs changed since the logs in {log_dir} were written: starting them afresh")
         shutil.rmtree(log_dir)
     atomic_write_text(stamp, json.dumps({"stage": "evaluation", "key": digest, "inputs": key}, indent=1,

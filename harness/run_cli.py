@@ -13,14 +13,12 @@ from cdelta.commands import Command
 def _run(args: argparse.Namespace) -> int:
     from harness.experiment import read_experiment
     from harness.organism import registry
-    from harness.organism.config import DEFAULT, OrganismConfig
     from harness.pipeline import run_pipeline
     from tasks.suite.generate import generate_suite, suite_fingerprint
 
     experiment = read_experiment(Path(args.config))
     model = registry.resolve_model(experiment.model)
-    # An organism was trained on one suite draw; any other model is measured on the default draw.
-    organism = OrganismConfig.from_dict(registry.read_manifest(model)["config"]) if registry.is_complete(model) else DEFAULT
+    organism = registry.organism_config(model)
     records = generate_suite(organism.suite_seed, organism.suite_counts)
     fingerprint = suite_fingerprint(organism.suite_seed, organism.suite_counts)
     console = Console()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054
@@ -34,3 +35,11 @@ class Rate:
     def __str__(self) -> str:
         lo, hi = self.interval
         return f"{100 * self.value:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={self.n})"
+
+
+def mean_abs_change(now: Mapping[str, float], before: Mapping[str, float], categories: Sequence[str]) -> float:
+    """Mean |now − before| over `categories` (each in both): the off-target and collateral measures
+    of the study and of the report; NaN for no categories."""
+    if not categories:
+        return math.nan
+    return sum(abs(now[c] - before[c]) for c in categories) / len(categories)

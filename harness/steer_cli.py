@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
     from backends.hf_engine import HFEngine
     from harness.organism import registry
-    from harness.organism.config import DEFAULT, OrganismConfig
     from harness.steer import SteerConfig, fit_steering, tables, write_artifacts
     from tasks.suite.generate import generate_suite
 
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                       kl_threshold=args.kl_threshold, condition_method=args.condition_method,
                       max_new_tokens=args.max_new_tokens, seed=args.seed)
     model = registry.resolve_model(args.model)
-    organism = OrganismConfig.from_dict(registry.read_manifest(model)["config"]) if registry.is_complete(model) else DEFAULT
+    organism = registry.organism_config(model)
     records = generate_suite(organism.suite_seed, organism.suite_counts)
     console = Console()
     fitted = fit_steering(HFEngine.from_path(model), str(model), records, cfg, console)

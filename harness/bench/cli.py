@@ -10,13 +10,7 @@ from cdelta.atomic import atomic_write_text
 from cdelta.commands import Command
 from cdelta.errors import CdeltaError
 from harness.bench.prompts import DEFAULT_PROMPTS
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise argparse.ArgumentTypeError("expected one or more names separated by commas")
-    return names
+from harness.cli_args import comma_names, parse_artifacts
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -32,7 +26,6 @@ def _sizes(text: str) -> tuple[int, ...]:
 def _run(args: argparse.Namespace) -> int:
     from harness.bench.runner import BenchRequest, run_bench
     from harness.bench.table import bench_table
-    from harness.evaluation.cli import parse_artifacts
     from harness.organism.registry import resolve_model
     from harness.reporting.schema import dump_json_model
 
@@ -58,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default",
                         help="model folder, or organism-v3 / organism-small (default: the committed organism)")
-    parser.add_argument("--backends", type=_names, default=("noop",),
+    parser.add_argument("--backends", type=comma_names, default=("noop",),
                         help="comma-separated backends: noop, actadd, cast, cdelta, dense, random (default noop)")
     parser.add_argument("--artifact", action="append", default=[], metavar="BACKEND=PATH",
                         help="a backend's artifact: steering artifact (actadd, cast) or patch file "

@@ -10,32 +10,12 @@ from rich.console import Console
 
 from backends.generation import GenerationParams
 from cdelta.commands import Command
-from cdelta.errors import CdeltaError
+from harness.cli_args import comma_names, parse_artifacts
 
 if TYPE_CHECKING:
     from harness.evaluation.runner import EvalRequest
 
 DEFAULTS = GenerationParams()
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise argparse.ArgumentTypeError("expected one or more names separated by commas")
-    return names
-
-
-def parse_artifacts(pairs: list[str]) -> dict[str, Path]:
-    """`backend=path` pairs; one artifact per backend."""
-    out: dict[str, Path] = {}
-    for pair in pairs:
-        backend, sep, path = pair.partition("=")
-        if not sep or not backend or not path:
-            raise CdeltaError(f"--artifact {pair!r} is not of the form BACKEND=PATH")
-        if backend in out:
-            raise CdeltaError(f"--artifact names backend {backend!r} twice")
-        out[backend] = Path(path)
-    return out
 
 
 def request_from_args(args: argparse.Namespace) -> "EvalRequest":
@@ -77,8 +57,8 @@ def _run(args: argparse.Namespace) -> int:
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default",
                         help="model folder, or organism-v3 / organism-small (default: the committed organism)")
-    parser.add_argument("--backends", type=_names, default=("noop",), help="comma-separated backends (default noop)")
-    parser.add_argument("--tasks", type=_names,
+    parser.add_argument("--backends", type=comma_names, default=("noop",), help="comma-separated backends (default noop)")
+    parser.add_argument("--tasks", type=comma_names,
                         help="comma-separated tasks (default: category_refusal,over_refusal,utility)")
     parser.add_argument("--log-dir", required=True, help="inspect log folder; rerunning resumes into it")
     parser.add_argument("--limit", type=int, help="at most this many samples per task (spread over categories)")

@@ -73,9 +73,7 @@ def _eval(args: argparse.Namespace) -> int:
     from tasks.suite.generate import generate_suite
 
     model = registry.resolve_model(args.model)
-    cfg = DEFAULT
-    if registry.is_complete(model):
-        cfg = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
+    cfg = registry.organism_config(model)
     records = generate_suite(cfg.suite_seed, cfg.suite_counts)
     result = evaluate(model, records, split=args.split, with_probe=not args.no_probe,
                       params=GenerationParams(max_new_tokens=args.max_new_tokens), show_progress=not args.no_progress)

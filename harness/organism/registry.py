@@ -61,6 +61,12 @@ def resolve_model(spec: str) -> Path:
     return path
 
 
+def organism_config(model: Path) -> OrganismConfig:
+    """The config an organism folder was trained with, so its suite draw can be regenerated; any
+    other model is measured on the default organism's draw."""
+    return OrganismConfig.from_dict(read_manifest(model)["config"]) if is_complete(model) else DEFAULT
+
+
 def verify_default(folder: Path) -> tuple[bool, str, str]:
     """Compare a build's weights with the committed checksum: (same, built sha256, committed sha256)."""
     built = sha256_file(folder / WEIGHTS)
@@ -69,4 +75,4 @@ def verify_default(folder: Path) -> tuple[bool, str, str]:
 
 
 __all__ = ["cache_dir", "cached_path", "check_writable", "is_complete", "read_manifest", "resolve_model",
-           "verify_default", "DEFAULT_DIR"]
+           "organism_config", "verify_default", "DEFAULT_DIR"]

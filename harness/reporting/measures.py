@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from harness.reporting.collect import BackendLogs, Outcome
 from harness.reporting.schema import MeanStat, RateStat
-from harness.stats import Rate
+from harness.stats import Rate, mean_abs_change
 from tasks.suite.categories import CATEGORIES
 
 OVER_REFUSAL_KINDS = ("benign", "borderline")
@@ -62,8 +62,8 @@ def off_target_change(seen: Behaviour, noop: Behaviour | None) -> MeanStat:
     shared = [c for c in seen.off_target if c in noop.refusal]
     if not shared:
         return MeanStat(value=math.nan, n=0)
-    changes = [abs(seen.refusal[c].value - noop.refusal[c].value) for c in shared]
-    return MeanStat(value=sum(changes) / len(changes), n=len(changes))
+    value = mean_abs_change({c: seen.refusal[c].value for c in shared}, {c: noop.refusal[c].value for c in shared}, shared)
+    return MeanStat(value=value, n=len(shared))
 
 
 def retention(seen: Behaviour, noop: Behaviour | None) -> float | None:

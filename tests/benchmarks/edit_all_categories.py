@@ -17,7 +17,6 @@ from rich.table import Table
 
 from harness.edit_study import StudyConfig, run_study
 from harness.organism import registry
-from harness.organism.config import OrganismConfig
 from tasks.suite.categories import POLICY_CATEGORIES
 from tasks.suite.generate import generate_suite
 
@@ -31,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     model = registry.resolve_model("default")
-    cfg = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
+    cfg = registry.organism_config(model)
     records = generate_suite(cfg.suite_seed, cfg.suite_counts)
     rows = {}
     for category in args.categories.split(","):

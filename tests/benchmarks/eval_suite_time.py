@@ -34,7 +34,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.evaluation.cli import parse_artifacts
+    from harness.cli_args import parse_artifacts
     from harness.evaluation.runner import EvalRequest, run_eval
     from harness.organism.registry import resolve_model
 

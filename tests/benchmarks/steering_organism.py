@@ -28,7 +28,6 @@ from backends.registry import make_backend  # noqa: E402
 from cdelta.steering import load_artifact  # noqa: E402
 from harness.behaviour import measure  # noqa: E402
 from harness.organism import registry  # noqa: E402
-from harness.organism.config import OrganismConfig  # noqa: E402
 from harness.steer import SteerConfig, fit_steering, tables, write_artifacts  # noqa: E402
 from tasks.suite.generate import generate_suite  # noqa: E402
 
@@ -57,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(1)
     console = Console()
     model = registry.resolve_model("default")
-    organism = OrganismConfig.from_dict(registry.read_manifest(model)["config"])
+    organism = registry.organism_config(model)
     records = generate_suite(organism.suite_seed, organism.suite_counts)
     cfg = SteerConfig(category=args.category)
     began = time.perf_counter()
