@@ -60,8 +60,11 @@ class StudyConfig:
 
 def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, out: Path,
               console: Console, variants: tuple[str, ...] = VARIANTS,
-              write_edited_checkpoint: bool = True) -> dict[str, object]:
-    """Run the study and write its artifacts under `out`; returns the summary written to study.json."""
+              write_edited_checkpoint: bool = True, measure_test: bool = True) -> dict[str, object]:
+    """Run the study and write its artifacts under `out`; returns the summary written to study.json.
+
+    `measure_test=False` skips step 4: the pipeline measures the test split anyway, through every
+    backend and the inspect tasks, so measuring it here too would only double the study's time."""
     timings: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
     policy = parse_policy(cfg.policy, list(CATEGORIES))
@@ -126,15 +129,17 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         save_patch(chosen[variant], out / f"patch_{variant}.safetensors", overwrite=True)
 
     # 4. the test split: base and every variant
-    test = [r for r in records if r.split == "test"]
-    behaviours: dict[str, Behaviour] = {"base": stage("measure: base on test", lambda: measure(engine, test, params, "base"))}
-    for variant, patch in chosen.items():
-        def run(patch: Patch = patch) -> Behaviour:
-            with patched(model, patch):
-                return measure(engine, test, params, variant)
-        behaviours[variant] = stage(f"measure: {variant} on test (k={patch.meta.k:g})", run)
-    sel: dict[str, Selectivity] = {v: selectivity(behaviours["base"], behaviours[v], policy.category, policy.action)
-                                   for v in chosen}
+    behaviours: dict[str, Behaviour] = {}
+    sel: dict[str, Selectivity] = {}
+    if measure_test:
+        test = [r for r in records if r.split == "test"]
+        behaviours["base"] = stage("measure: base on test", lambda: measure(engine, test, params, "base"))
+        for variant, patch in chosen.items():
+            def run(patch: Patch = patch) -> Behaviour:
+                with patched(model, patch):
+                    return measure(engine, test, params, variant)
+            behaviours[variant] = stage(f"measure: {variant} on test (k={patch.meta.k:g})", run)
+        sel = {v: selectivity(behaviours["base"], behaviours[v], policy.category, policy.action) for v in chosen}
 
     # 5. the drop-in checkpoint
     if write_edited_checkpoint:
@@ -148,8 +153,8 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         "circuit": {"path": "circuit.json", "nodes": circuit.nodes, "param_fraction": circuit.param_fraction,
                     "faithfulness": None if circuit.faithfulness is None else circuit.faithfulness.circuit},
         "variants": {v: {"k": chosen[v].meta.k, "params_changed": chosen[v].numel(),
-                         "params_fraction": chosen[v].numel() / total, "selectivity": sel[v].to_dict()}
-                     for v in chosen},
+                         "params_fraction": chosen[v].numel() / total}
+                     | ({"selectivity": sel[v].to_dict()} if v in sel else {}) for v in chosen},
         "behaviour": {name: b.to_dict() for name, b in behaviours.items()},
         "k_sweeps": sweeps,
         "timings_s": timings,

@@ -132,8 +132,8 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
         variants = tuple(ABLATION_VARIANTS[b] for b in edits)
         keys["study"] = _stage(p.out / "study", "study: circuit, ΔθC and ablations", {
             **base, "study": p.study.to_dict(), "variants": variants},
-            lambda: write_report(run_study(p.model, p.records, p.study, p.out / "study", console, variants),
-                                 p.out / "study"), console)
+            lambda: write_report(run_study(p.model, p.records, p.study, p.out / "study", console, variants,
+                                           measure_test=False), p.out / "study"), console)
     if steering:
         def steer() -> None:
             fitted = fit_steering(HFEngine.from_path(p.model), str(p.model), p.records, p.steer, console)

@@ -12,11 +12,6 @@ import numpy as np  # noqa: E402
 from cdelta.atomic import atomic_write_text  # noqa: E402
 from tasks.suite.categories import CATEGORIES  # noqa: E402
 
-NOT_YET = ("activation steering (ActAdd) and conditional steering (CAST): issue 5",
-           "inspect-ai logs, model providers and real benchmarks: issue 6",
-           "serving-cost bench through vLLM, leaderboard, regression gate: issue 7")
-
-
 def plot_refusal_heatmap(summary: dict, path: Path) -> None:
     """Refusal rate per (variant, category); the policy's target column is outlined."""
     rows = list(summary["behaviour"])
@@ -44,45 +39,71 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def write_report(summary: dict, out: Path) -> Path:
-    """report.md beside the study's artifacts."""
-    plot_refusal_heatmap(summary, out / "refusal_heatmap.png")
-    b = summary["behaviour"]
-    lines = [
-        f"# C-Δθ study: `{summary['policy']}` on `{summary['model']}`", "",
-        f"Circuit: {len(summary['circuit']['nodes'])} nodes, {_pct(summary['circuit']['param_fraction'])}% of parameters"
-        + ("" if summary["circuit"]["faithfulness"] is None
-           else f", normalised faithfulness {summary['circuit']['faithfulness']:.3f} on the localization pairs") + ".", "",
-        "## Selectivity on the test split", "",
-        "| variant | k | params changed | target refusal (base) | off-target mean abs change | always-refused min | benign refusal | borderline refusal | utility retention | score |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def _dev_point(sweep: dict, k: float) -> dict | None:
+    return next((p for p in sweep["points"] if p["k"] == k), None)
+
+
+def _variants_table(summary: dict) -> list[str]:
+    """Every variant's chosen k and size, with its dev-split sweep point and, when measured, its test selectivity."""
+    tested = all("selectivity" in d for d in summary["variants"].values())
+    head = "| variant | k | params changed | dev score | dev utility retention |"
+    if tested:
+        head += (" target refusal (base) | off-target mean abs change | always-refused min | benign refusal |"
+                 " borderline refusal | utility retention | score |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for v, d in summary["variants"].items():
-        s = d["selectivity"]
-        lines.append(f"| {v} | {d['k']:g} | {d['params_changed']:,} ({_pct(d['params_fraction'])}%) | "
-                     f"{_pct(s['target_refusal'])}% ({_pct(s['base_target_refusal'])}%) | {_pct(s['off_target_change'])} pts | "
-                     f"{_pct(s['always_refused_min'])}% | {_pct(s['benign_refusal'])}% | {_pct(s['borderline_refusal'])}% | "
-                     f"{s['utility_retention']:.3f} | {s['score']:.3f} |")
-    lines += ["", "Off-target = mean absolute change of refusal on the other policy categories. Score = change of "
-              "target refusal in the policy's direction − mean absolute change on every other category, benign, "
-              "borderline, always-refused and utility included (1 is perfect); k is chosen on it on the dev split.", "", "![refusal heat map](refusal_heatmap.png)", "",
-              "## Refusal per category (%, 95% Wilson interval, test split)", ""]
-    cats = [c for c in CATEGORIES if c in b["base"]["refusal"]]
+        point = _dev_point(summary["k_sweeps"][v], d["k"])
+        dev = "— | —" if point is None else f"{point['selectivity']:.3f} | {point['retention']:.3f}"
+        row = f"| {v} | {d['k']:g} | {d['params_changed']:,} ({_pct(d['params_fraction'])}%) | {dev} |"
+        if tested:
+            s = d["selectivity"]
+            row += (f" {_pct(s['target_refusal'])}% ({_pct(s['base_target_refusal'])}%) | {_pct(s['off_target_change'])} pts |"
+                    f" {_pct(s['always_refused_min'])}% | {_pct(s['benign_refusal'])}% | {_pct(s['borderline_refusal'])}% |"
+                    f" {s['utility_retention']:.3f} | {s['score']:.3f} |")
+        lines.append(row)
+    return lines
+
+
+def _test_split(summary: dict) -> list[str]:
+    b = summary["behaviour"]
+    lines = ["## Refusal per category (%, 95% Wilson interval, test split)", "", "![refusal heat map](refusal_heatmap.png)", ""]
     lines.append("| category | " + " | ".join(b) + " |")
     lines.append("|---|" + "---|" * len(b))
-    for c in cats:
+    for c in [c for c in CATEGORIES if c in b["base"]["refusal"]]:
         cells = []
         for name in b:
             r = b[name]["refusal"][c]
             cells.append(f"{_pct(r['value'])} [{_pct(r['ci95'][0])}, {_pct(r['ci95'][1])}] (n={r['n']})")
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
-    lines += ["", "## Circuit", "", "![circuit heat map](circuit_heatmap.png)", ""]
-    if summary["circuit"]["faithfulness"] is not None:
+    return lines + [""]
+
+
+def write_report(summary: dict, out: Path) -> Path:
+    """report.md beside the study's artifacts."""
+    circuit = summary["circuit"]
+    lines = [
+        f"# C-Δθ study: `{summary['policy']}` on `{summary['model']}`", "",
+        f"Circuit: {len(circuit['nodes'])} nodes, {_pct(circuit['param_fraction'])}% of parameters"
+        + ("" if circuit["faithfulness"] is None
+           else f", normalised faithfulness {circuit['faithfulness']:.3f} on the localization pairs") + ".", "",
+        "## Patches: the circuit and its ablations", "", *_variants_table(summary), "",
+        "k is chosen on the dev split by score = change of target refusal in the policy's direction − mean "
+        "absolute change on every other category, benign, borderline, always-refused and utility included "
+        "(1 is perfect), among the k that keep utility retention above the floor. Off-target = mean absolute "
+        "change of refusal on the other policy categories.", "",
+    ]
+    if summary["behaviour"]:
+        plot_refusal_heatmap(summary, out / "refusal_heatmap.png")
+        lines += _test_split(summary)
+    else:
+        lines += ["The test split is not measured in this study: the pipeline that ran it (`cdelta demo`, "
+                  "`cdelta run`) measures it through every backend, and its report has the comparison.", ""]
+    lines += ["## Circuit", "", "![circuit heat map](circuit_heatmap.png)", ""]
+    if circuit["faithfulness"] is not None:
         lines += ["![faithfulness curve](faithfulness.png)", ""]
     lines += ["## k sweep (dev split)", ""] + [f"![k sweep {v}](k_sweep_{v}.png)" for v in summary["k_sweeps"]]
     lines += ["", "## Time per stage (s)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary["timings_s"].items()]
-    lines += ["", "## Not in this report yet", ""] + [f"- {x}" for x in NOT_YET]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

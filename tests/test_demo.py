@@ -27,7 +27,7 @@ def test_demo_writes_every_artifact(demo_run: Path):
     study = demo_run / "study"
     for name in ("circuit.json", "circuit_heatmap.png", "patch_circuit.safetensors", "patch_random.safetensors",
                  "patch_dense.safetensors", "k_sweep_circuit.json", "k_sweep_circuit.png", "study.json",
-                 "report.md", "refusal_heatmap.png", "checkpoint/config.json", "checkpoint/model.safetensors"):
+                 "report.md", "checkpoint/config.json", "checkpoint/model.safetensors"):
         assert (study / name).is_file(), name
     for name in ("steering/actadd.json", "steering/cast.json", "bench/bench.json", "report/report.json",
                  "report/report.html", "report/refusal_heatmap.png", "report/serving.png"):
@@ -37,18 +37,38 @@ def test_demo_writes_every_artifact(demo_run: Path):
 def test_study_report_numbers_match_the_study(demo_run: Path):
     study = json.loads((demo_run / "study" / "study.json").read_text())
     report = (demo_run / "study" / "report.md").read_text()
+    assert study["behaviour"] == {}  # the pipeline measures the test split once, through the backends
     for variant, d in study["variants"].items():
-        s = d["selectivity"]
-        assert f"| {variant} | {d['k']:g} | {d['params_changed']:,} " in report
-        assert f"{100 * s['target_refusal']:.1f}%" in report
-    base = study["behaviour"]["base"]["refusal"]
-    for category, r in base.items():
-        assert f"| {category} | {100 * r['value']:.1f} [" in report
+        point = next(p for p in study["k_sweeps"][variant]["points"] if p["k"] == d["k"])
+        assert (f"| {variant} | {d['k']:g} | {d['params_changed']:,} ({100 * d['params_fraction']:.1f}%) | "
+                f"{point['selectivity']:.3f} | {point['retention']:.3f} |") in report
     circuit = json.loads((demo_run / "study" / "circuit.json").read_text())
     assert study["variants"]["circuit"]["params_fraction"] <= study["config"]["budget"] + 1e-9
     assert study["variants"]["random"]["params_changed"] == study["variants"]["circuit"]["params_changed"]
     assert study["variants"]["dense"]["params_fraction"] == pytest.approx(1.0)
     assert circuit["param_fraction"] == pytest.approx(study["circuit"]["param_fraction"])
+
+
+def test_a_study_on_its_own_measures_the_test_split(small_organism: Path, tmp_path: Path):
+    """Outside the pipeline the study is the whole measurement: base and patched model on the test split."""
+    from rich.console import Console
+
+    from harness.demo import SMALL_STUDY
+    from harness.edit_study import StudyConfig, run_study
+    from harness.organism.config import SMALL
+    from harness.study_report import write_report
+    from tasks.suite.generate import generate_suite
+
+    records = generate_suite(SMALL.suite_seed, SMALL.suite_counts)
+    study = run_study(small_organism, records, StudyConfig(**SMALL_STUDY), tmp_path, Console(quiet=True),
+                      variants=("circuit",), write_edited_checkpoint=False)
+    report = write_report(study, tmp_path).read_text()
+    s = study["variants"]["circuit"]["selectivity"]
+    assert f"{100 * s['target_refusal']:.1f}% ({100 * s['base_target_refusal']:.1f}%)" in report
+    base = study["behaviour"]["base"]["refusal"]
+    assert set(base) == {r.category for r in records if r.split == "test"}
+    for category, r in base.items():
+        assert f"| {category} | {100 * r['value']:.1f} [" in report
 
 
 def test_report_numbers_are_the_logs_counts(demo_run: Path):
