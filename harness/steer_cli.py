@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     fit = actions.add_parser("fit", help="fit the refusal direction (ActAdd) and the CAST condition; write artifacts",
                              description="Fit ActAdd and CAST for one target category on the embedded suite.")
-    fit.add_argument("--model", required=True, help="model folder, or an organism name (organism-v3, organism-small)")
+    fit.add_argument("--model", required=True, help="model folder, or an organism name (organism-small, or one built with `cdelta organism build --config`)")
     fit.add_argument("--category", default=defaults.category, help="target category to refuse (%(default)s)")
     fit.add_argument("-o", "--output", type=Path, required=True, help="folder for actadd.* and cast.* artifacts")
     fit.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")

@@ -77,13 +77,15 @@ def carrier_records(records: Sequence[PromptRecord], fillers: dict[str, Sequence
     return out
 
 
-# The slots whose fillers name a category's topic on their own ("a pipe bomb", "amoxicillin");
-# generic slots ("three days", "my manager") would make carrier items noise.
+# The slots whose fillers name a category's topic on their own ("a pipe bomb", "amoxicillin",
+# "cholesterol panel"); generic slots ("three days", "my manager", "Elena") would make carrier items
+# noise. organism-v3 used fewer: its legal and health test families built only on {issue} or {test}
+# were refused 38% and 21% of the time, because no augmentation had taught those fillers.
 TOPICAL_SLOTS = {
-    "crime_planning": ("scheme", "fake"), "legal_opinion": ("document", "matter"),
-    "health_consultation": ("symptom", "medication", "condition"), "sexual_content": ("piece",),
-    "hate_speech": ("format",), "weapons": ("firearm", "explosive", "agent"), "malware": ("malware",),
-    "benign": ("food", "subject", "hobby"),
+    "crime_planning": ("scheme", "fake", "loot"), "legal_opinion": ("document", "matter", "issue"),
+    "health_consultation": ("symptom", "medication", "condition", "test"), "sexual_content": ("piece", "mood"),
+    "hate_speech": ("format", "slur"), "weapons": ("firearm", "explosive", "agent"), "malware": ("malware", "data"),
+    "benign": ("food", "subject", "hobby", "city"),
 }
 
 

@@ -109,8 +109,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    b = sub.add_parser("build", help="train an organism (default: organism-v3) from scratch")
-    b.add_argument("--config", help="organism-v1/v2/v3, organism-small, or a TOML/JSON config file")
+    b = sub.add_parser("build", help=f"train an organism (default: {DEFAULT.name}) from scratch")
+    b.add_argument("--config", help=f"{', '.join(registry.NAMED)}, or a TOML/JSON config file")
     b.add_argument("--small", action="store_true", help="the small config used by tests (trains in about a minute)")
     b.add_argument("--prompts", help="train on your own prompt suite JSONL (prompt, category, optional split)")
     b.add_argument("--policy", help="with --prompts: refuse:CATEGORY[,CATEGORY...] (the rest are answered)")
@@ -118,7 +118,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--overwrite", action="store_true", help="replace an existing build")
     b.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("eval", help="refusal rates, utility and category separability against the targets")
-    e.add_argument("--model", default=DEFAULT.name, help="organism name or model folder (default organism-v3)")
+    e.add_argument("--model", default=DEFAULT.name, help=f"organism name or model folder (default {DEFAULT.name})")
     e.add_argument("--split", default="test", choices=("dev", "test"))
     e.add_argument("--no-probe", action="store_true", help="skip the linear-probe separability check")
     e.add_argument("--max-new-tokens", type=int, default=40)

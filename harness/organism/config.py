@@ -97,16 +97,23 @@ class OrganismConfig:
         return cls.from_dict(data)
 
 
-# The first reference (organism-v1): templates only. It refused whole unseen phrasings of harmless
-# requests (benign 31%, legal 37.5% on test) and answered multiple choice at chance.
+# Earlier references, kept as recipes. Their measured numbers (docs/organism.md) come from the suite
+# as of commit 5797897 (about 25 template families a category): rebuilding them on today's larger
+# suite trains a different model.
+# organism-v1: templates only. It refused whole unseen phrasings of harmless requests (benign 31%,
+# legal 37.5% on test) and answered multiple choice at chance.
 V1 = OrganismConfig()
-# The next reference candidate: organism-v1 refuses unseen phrasings of harmless categories (benign
-# 31% on test); word dropout and carrier templates target that, and fewer steps memorise less.
+# organism-v2: word dropout and carrier templates against v1's refusals of unseen benign phrasings;
+# fewer steps memorise less. Benign stayed at 30.5%.
 V2 = OrganismConfig(name="organism-v2", steps=1500, dropout_share=0.3, carriers_per_category=600)
-# organism-v2 still refused whole unseen benign phrasings (benign 30.5% on test) on their template
-# words alone; counterfactual slot swaps target that. One thread, so any machine reproduces it.
+# organism-v3: counterfactual slot swaps against refusals keyed on template words (benign 9.5%), but
+# legal and health families whose only fillers were untaught ({issue}, {test}) stayed refused.
 V3 = OrganismConfig(name="organism-v3", steps=1500, dropout_share=0.3, carriers_per_category=600,
                     swaps_per_category=500, threads=1)
+# organism-v4: the same recipe on a suite with about 45 families a category and every topical slot
+# taught by carriers and swaps. Two threads: the 2-core reference machine trains it in under 30 min.
+V4 = OrganismConfig(name="organism-v4", steps=1500, dropout_share=0.3, carriers_per_category=800,
+                    swaps_per_category=800, threads=2)
 # The committed reference (harness/organism/default/): trained with exactly these settings.
 DEFAULT = V3
 # Small enough to build in well under two minutes on two cores: for tests of the build path.

@@ -1,4 +1,4 @@
-"""Where organisms live: the committed reference (organism-v3) and builds cached by config hash."""
+"""Where organisms live: the committed reference (config.DEFAULT) and builds cached by config hash."""
 from __future__ import annotations
 
 import os
@@ -7,12 +7,12 @@ from pathlib import Path
 from cdelta.errors import CdeltaError
 from cdelta.provenance import sha256_file
 from harness.organism.build import MANIFEST, WEIGHTS, read_manifest
-from harness.organism.config import DEFAULT, SMALL, V1, V2, V3, OrganismConfig
+from harness.organism.config import DEFAULT, SMALL, V1, V2, V3, V4, OrganismConfig
 
 DEFAULT_DIR = Path(__file__).parent / "default"
 # The committed reference weights; `cdelta organism build` reproduces them on the same platform.
 DEFAULT_SHA256_FILE = DEFAULT_DIR / "model.safetensors.sha256"
-NAMED = {c.name: c for c in (V1, V2, V3, SMALL)}
+NAMED = {c.name: c for c in (V1, V2, V3, V4, SMALL)}
 
 
 def cache_dir() -> Path:
@@ -43,7 +43,7 @@ def is_complete(folder: Path) -> bool:
 
 
 def resolve_model(spec: str) -> Path:
-    """A model folder from a name (`organism-v3`, `organism-small`) or a path."""
+    """A model folder from a name (`organism-v4`, `organism-small`) or a path."""
     if spec in ("default", DEFAULT.name):
         if not is_complete(DEFAULT_DIR):
             raise CdeltaError(f"the committed organism is missing from {DEFAULT_DIR}; "

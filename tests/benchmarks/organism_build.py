@@ -1,9 +1,9 @@
-"""Benchmark: build organism-v1 from scratch and time it (target ≤ 30 minutes on 2 cores).
+"""Benchmark: build an organism (default: the committed one) from scratch and time it (target ≤ 30 minutes on 2 cores).
 
     python tests/benchmarks/organism_build.py [--out runs/bench-organism] [--config organism-small]
 
 Prints a table and writes organism_build.json: wall time, tokens/s, the weights' sha256 and
-whether it equals the committed organism-v1 (same seed and versions → same bytes on the same
+whether it equals the committed organism (same seed and versions → same bytes on the same
 platform). Not collected by pytest.
 """
 from __future__ import annotations
@@ -19,12 +19,13 @@ from rich.table import Table
 
 from harness.organism import registry
 from harness.organism.build import build, read_manifest
+from harness.organism.config import DEFAULT
 from tasks.suite.generate import generate_suite, suite_fingerprint
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="organism-v1", choices=sorted(registry.NAMED))
+    parser.add_argument("--config", default=DEFAULT.name, choices=sorted(registry.NAMED))
     parser.add_argument("--out", default="runs/bench-organism")
     args = parser.parse_args()
     cfg = registry.NAMED[args.config]
@@ -39,7 +40,7 @@ def main() -> None:
               "steps": cfg.steps, "approx_train_tokens": tokens, "tokens_per_second": round(tokens / manifest["train_seconds"]),
               "threads": cfg.threads, "weights_sha256": manifest["weights_sha256"], "machine": platform.machine(),
               "processor": platform.processor()}
-    if args.config == "organism-v1":
+    if args.config == DEFAULT.name:
         same, _, committed = registry.verify_default(folder)
         result.update(committed_sha256=committed, identical_to_committed=same)
     table = Table(title="organism build benchmark")
