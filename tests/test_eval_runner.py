@@ -36,8 +36,8 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[Counting]:
     opened: list[Counting] = []
     real = provider.make_backend
 
-    def make_backend(name: str, model_path: Path, artifact: Path | None = None) -> Generator:
-        opened.append(Counting(name, real(name, model_path, artifact)))
+    def make_backend(name: str, model_path: Path, artifact: Path | None = None, engine: str = "hf") -> Generator:
+        opened.append(Counting(name, real(name, model_path, artifact, engine=engine)))
         return opened[-1]
 
     monkeypatch.setattr(provider, "make_backend", make_backend)

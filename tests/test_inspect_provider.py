@@ -46,8 +46,8 @@ def test_errors_name_the_fix(small_organism: Path) -> None:
         get_model("cdelta/noop", memoize=False)
     with pytest.raises(CdeltaError, match="needs a steering artifact"):
         get_model("cdelta/actadd", model_path=str(small_organism), memoize=False)
-    with pytest.raises(CdeltaError, match="engine 'vllm' is not available"):
-        get_model("cdelta/noop", model_path=str(small_organism), engine="vllm", memoize=False)
+    with pytest.raises(CdeltaError, match="unknown engine 'tgi'; known engines: hf, vllm"):
+        get_model("cdelta/noop", model_path=str(small_organism), engine="tgi", memoize=False)
     with pytest.raises(ValueError, match="unknown model args for cdelta: colour"):
         get_model("cdelta/noop", model_path=str(small_organism), colour="red", memoize=False)
     with get_model("cdelta/noop", model_path=str(small_organism), memoize=False) as model:

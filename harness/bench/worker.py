@@ -24,6 +24,7 @@ class BenchJob(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: str
+    engine: str
     model: str
     artifact: str | None
     prompts: list[str]
@@ -42,7 +43,8 @@ def run_job(job: BenchJob, events: TextIO) -> None:
     from harness.bench.measure import measure_point
 
     torch.set_num_threads(job.threads)
-    backend = make_backend(job.backend, Path(job.model), None if job.artifact is None else Path(job.artifact))
+    backend = make_backend(job.backend, Path(job.model), None if job.artifact is None else Path(job.artifact),
+                           engine=job.engine)
 
     def emit(event: dict[str, object]) -> None:
         events.write(json.dumps(event) + "\n")

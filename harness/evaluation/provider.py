@@ -1,5 +1,5 @@
 """The inspect model provider `cdelta`: `--model cdelta/<backend> -M model_path=DIR [-M artifact=PATH]
-[-M engine=hf] [-M batch_size=N]` serves any backend of `backends.registry` through inspect.
+[-M engine=hf|vllm] [-M batch_size=N]` serves any backend of `backends.registry` through inspect.
 
 It always reports token usage from the engine's counts (without it inspect counts tokens with a
 tiktoken vocabulary it would download), and records the generation settings of every call.
@@ -21,12 +21,10 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from backends.generation import Generation, GenerationParams
-from backends.registry import make_backend
-from cdelta.errors import CdeltaError
+from backends.registry import check_engine, make_backend
 from harness.evaluation.batching import BatchQueue
 
 DEFAULTS = GenerationParams()
-ENGINES = ("hf",)  # the backends run on the transformers engine; vLLM serving is not wired here yet
 
 
 def user_prompt(messages: list[ChatMessage]) -> str:
@@ -80,11 +78,11 @@ class CdeltaModelAPI(ModelAPI):
                              "known: model_path, artifact, engine, batch_size")
         if model_path is None:
             raise ValueError("cdelta models need -M model_path=<Hugging Face model folder>")
-        if engine not in ENGINES:
-            raise CdeltaError(f"engine {engine!r} is not available; available engines: {', '.join(ENGINES)}")
+        check_engine(engine)
         self.batch_size = int(batch_size)
         self.settings = {"backend": model_name, "model_path": model_path, "artifact": artifact, "engine": engine}
-        self.batches = BatchQueue(make_backend(model_name, Path(model_path), Path(artifact) if artifact else None))
+        self.batches = BatchQueue(make_backend(model_name, Path(model_path), Path(artifact) if artifact else None,
+                                               engine=engine))
 
     async def generate(
         self,
@@ -115,4 +113,8 @@ class CdeltaModelAPI(ModelAPI):
         return True
 
     def close(self) -> None:
+        """Serve what is queued, then stop the engine's own processes if it has any (vLLM)."""
         self.batches.close()
+        stop = getattr(self.batches.generator, "close", None)
+        if stop is not None:
+            stop()

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from backends.generation import GenerationParams
 from cdelta.errors import CdeltaError
-from backends.registry import BACKENDS
+from backends.registry import BACKENDS, check_engine
 from harness.evaluation import provider  # noqa: F401  registers `cdelta/<backend>` with inspect
 from harness.evaluation.fingerprints import path_fingerprint
 from tasks.errors import SuiteFormatError
@@ -173,8 +173,12 @@ def run_eval(request: EvalRequest, display: str = "rich", console: Console | Non
              parallel: int = 1) -> list[EvalLog]:
     """Every backend, one engine per backend; returns the logs of this run in backend order."""
     console = console or Console()
+    check_engine(request.engine)
     tasks = build_tasks(request)  # a malformed suite fails before any model loads
     runs = backend_runs(request)
+    if parallel > 1 and len(runs) > 1 and request.engine == "vllm":
+        raise CdeltaError("--parallel runs backends in pool processes, which may not start processes of their own "
+                          "as vLLM does: use --parallel 1 with --engine vllm (vLLM batches across cores itself)")
     if parallel > 1 and len(runs) > 1:
         return _run_parallel(request, runs, min(parallel, len(runs)), console)
     logs: list[EvalLog] = []
