@@ -115,7 +115,7 @@ V3 = OrganismConfig(name="organism-v3", steps=1500, dropout_share=0.3, carriers_
 V4 = OrganismConfig(name="organism-v4", steps=1500, dropout_share=0.3, carriers_per_category=800,
                     swaps_per_category=800, threads=2)
 # The committed reference (harness/organism/default/): trained with exactly these settings.
-DEFAULT = V3
+DEFAULT = V4
 # Small enough to build in well under two minutes on two cores: for tests of the build path.
 SMALL = OrganismConfig(
     name="organism-small", train_per_category=300, train_per_utility_task=150, train_benign=300, carriers_per_category=60, vocab_size=1024,
