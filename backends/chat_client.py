@@ -6,14 +6,13 @@ from the server's usage report.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
-from backends.generation import Generation, GenerationParams
+from backends.generation import Generation, GenerationParams, generate_in_batches
 from cdelta.errors import CdeltaError
 
 
@@ -44,15 +43,7 @@ class ChatClient:
 
     def generate(self, prompts: Sequence[str], params: GenerationParams,
                  on_batch: Callable[[int], None] | None = None) -> list[Generation]:
-        out: list[Generation] = []
         with httpx.Client(timeout=self.timeout_s) as client, ThreadPoolExecutor(params.batch_size) as pool:
-            for start in range(0, len(prompts), params.batch_size):
-                chunk = prompts[start:start + params.batch_size]
-                began = time.perf_counter()
-                answers = list(pool.map(lambda p: self._complete(client, p, params), chunk))
-                seconds = time.perf_counter() - began
-                out += [Generation(text, prompt_tokens, output_tokens, seconds)
-                        for text, prompt_tokens, output_tokens in answers]
-                if on_batch is not None:
-                    on_batch(len(chunk))
-        return out
+            return generate_in_batches(
+                prompts, params.batch_size,
+                lambda chunk: list(pool.map(lambda p: self._complete(client, p, params), chunk)), on_batch)

@@ -5,7 +5,6 @@ the batch, so a conditional one can decide per sequence, and it removes its hook
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Protocol
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
-from backends.generation import Generation, GenerationParams
+from backends.generation import Generation, GenerationParams, generate_in_batches
 from cdelta.chat import chat_prompts, encode_chat
 
 __all__ = ["HFEngine", "Intervention", "chat_prompts", "load_model"]
@@ -53,26 +52,21 @@ class HFEngine:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], params: GenerationParams,
                  on_batch: Callable[[int], None] | None = None) -> list[Generation]:
-        out: list[Generation] = []
+        return generate_in_batches(prompts, params.batch_size, lambda chunk: self._run_batch(chunk, params), on_batch)
+
+    def _run_batch(self, chunk: Sequence[str], params: GenerationParams) -> list[tuple[str, int, int]]:
         eos = self.tokenizer.eos_token_id
-        for start in range(0, len(prompts), params.batch_size):
-            chunk = prompts[start:start + params.batch_size]
-            enc = encode_chat(self.tokenizer, chunk, self.model.device)
-            began = time.perf_counter()
-            sampling = {"do_sample": True, "temperature": params.temperature} if params.temperature > 0 else {
-                "do_sample": False}
-            acting = self.intervention.during(self.model, enc) if self.intervention is not None else nullcontext()
-            with acting:
-                ids = self.model.generate(**enc, max_new_tokens=params.max_new_tokens,
-                                          min_new_tokens=params.min_new_tokens or None,
-                                          pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos, **sampling)
-            seconds = time.perf_counter() - began
-            new = ids[:, enc["input_ids"].shape[1]:]
-            for row, prompt_mask in zip(new, enc["attention_mask"]):
-                tokens = row.tolist()
-                n = tokens.index(eos) + 1 if eos in tokens else len(tokens)
-                out.append(Generation(self.tokenizer.decode(tokens[:n], skip_special_tokens=True).strip(),
-                                      int(prompt_mask.sum()), n, seconds))
-            if on_batch is not None:
-                on_batch(len(chunk))
-        return out
+        enc = encode_chat(self.tokenizer, chunk, self.model.device)
+        sampling = {"do_sample": True, "temperature": params.temperature} if params.temperature > 0 else {
+            "do_sample": False}
+        acting = self.intervention.during(self.model, enc) if self.intervention is not None else nullcontext()
+        with acting:
+            ids = self.model.generate(**enc, max_new_tokens=params.max_new_tokens,
+                                      min_new_tokens=params.min_new_tokens or None,
+                                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos, **sampling)
+        rows = []
+        for row, prompt_mask in zip(ids[:, enc["input_ids"].shape[1]:], enc["attention_mask"]):
+            tokens = row.tolist()
+            n = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+            rows.append((self.tokenizer.decode(tokens[:n], skip_special_tokens=True).strip(), int(prompt_mask.sum()), n))
+        return rows

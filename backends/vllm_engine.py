@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from backends.generation import Generation, GenerationParams
+from backends.generation import Generation, GenerationParams, generate_in_batches
 from backends.steering import ActAdd, Cast
 from backends.vllm_steering import steering
 from cdelta.chat import chat_prompts
@@ -113,25 +112,18 @@ class VLLMEngine:
 
     def generate(self, prompts: Sequence[str], params: GenerationParams,
                  on_batch: Callable[[int], None] | None = None) -> list[Generation]:
+        sampling = self.sampling(params)
+        return generate_in_batches(prompts, params.batch_size, lambda chunk: self._run_batch(chunk, sampling), on_batch)
+
+    def _run_batch(self, chunk: Sequence[str], sampling: Any) -> list[tuple[str, int, int]]:
         from vllm.inputs import TokensPrompt
 
-        sampling = self.sampling(params)
-        out: list[Generation] = []
-        for start in range(0, len(prompts), params.batch_size):
-            chunk = prompts[start:start + params.batch_size]
-            ids = chat_token_ids(self.tokenizer, chunk)
-            began = time.perf_counter()
-            acting = steering(self.llm, self.intervention, ids) if self.intervention is not None else nullcontext()
-            with acting:
-                results = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], sampling, use_tqdm=False)
-            seconds = time.perf_counter() - began
-            for prompt_ids, result in zip(ids, results):
-                tokens = list(result.outputs[0].token_ids)
-                out.append(Generation(self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
-                                      len(prompt_ids), len(tokens), seconds))
-            if on_batch is not None:
-                on_batch(len(chunk))
-        return out
+        ids = chat_token_ids(self.tokenizer, chunk)
+        acting = steering(self.llm, self.intervention, ids) if self.intervention is not None else nullcontext()
+        with acting:
+            results = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], sampling, use_tqdm=False)
+        return [(self.tokenizer.decode(list(r.outputs[0].token_ids), skip_special_tokens=True).strip(),
+                 len(prompt_ids), len(r.outputs[0].token_ids)) for prompt_ids, r in zip(ids, results)]
 
     def close(self) -> None:
         """Stop vLLM's processes now rather than at garbage collection, and remove a temporary checkpoint."""

@@ -5,7 +5,8 @@ condition. ActAdd adds its vectors to every request. CAST works in two passes, a
 transformers engine: a read of the prompts (prefill and one token, hooks that only read) gives each
 prompt's mean residual stream over the user's text at the condition layer, `Condition.holds_for_means`
 decides per prompt, and the generation then adds the behaviour vectors to exactly the requests whose
-prompt met the condition, matched by prompt token ids inside vLLM's mixed batches.
+prompt met the condition, matched by prompt token ids inside vLLM's mixed batches. Either adds at every
+position or at the prompt's only, as the intervention says.
 
 A hook that never ran means vLLM ran the model some other way (a compiled graph): the intervention
 did nothing, and that is an error, never a silent unsteered answer.
@@ -78,5 +79,5 @@ def steering(llm: "LLM", intervention: ActAdd | Cast, prompts: Sequence[list[int
     else:
         steered = None
     additions = [(layer, vector.float().cpu().tolist()) for layer, vector in sorted(intervention.additions.items())]
-    with worker_hooks(llm, additions=additions, steered_prompts=steered):
+    with worker_hooks(llm, additions=additions, steered_prompts=steered, prompt_only=intervention.positions == "prompt"):
         yield

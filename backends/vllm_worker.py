@@ -6,7 +6,8 @@ and decodes together), so a pre-hook on the whole model first maps each token to
 runner's request order and `query_start_loc`); the layer hooks then act per token:
 
 - add: the residual stream entering decoder layer l gets vectors[l], for every request or only for
-  the requests whose prompt is marked to be steered (CAST), prompt and generated tokens alike;
+  the requests whose prompt is marked to be steered (CAST), at every position or (prompt_only) at
+  positions before the request's prompt length;
 - read: each request's residual stream entering one layer, summed over the user's text (the same
   positions as on the transformers engine), for the CAST condition.
 
@@ -72,6 +73,7 @@ class Plan:
     additions: dict[int, torch.Tensor] = field(default_factory=dict)
     steered_prompts: set[tuple[int, ...]] | None = None  # None: steer every request
     read: tuple[int, int, int] | None = None  # (layer, template tokens before, after the user's text)
+    prompt_only: bool = False  # add at the prompt's positions only
 
 
 class SteeringWorker:
@@ -81,7 +83,7 @@ class SteeringWorker:
 
     def steering_install(self, additions: list[tuple[int, list[float]]] | None = None,
                          steered_prompts: list[list[int]] | None = None,
-                         read: tuple[int, int, int] | None = None) -> None:
+                         read: tuple[int, int, int] | None = None, prompt_only: bool = False) -> None:
         """Register the hooks of one plan; any earlier plan's hooks are removed first. Plain lists travel
         through vLLM's RPC unchanged (fp32 values survive the round trip through Python floats)."""
         self.steering_remove()
@@ -90,7 +92,7 @@ class SteeringWorker:
             raise RuntimeError("cdelta steering needs vLLM's V1 model runner (VLLM_USE_V2_MODEL_RUNNER=0)")
         plan = Plan({int(layer): torch.tensor(v, dtype=torch.float32) for layer, v in additions or []},
                     None if steered_prompts is None else {tuple(p) for p in steered_prompts},
-                    None if read is None else (int(read[0]), int(read[1]), int(read[2])))
+                    None if read is None else (int(read[0]), int(read[1]), int(read[2])), bool(prompt_only))
         self._steering_plan = plan
         self._steering_reads: dict[str, list[Any]] = {}  # request -> [prompt ids, sum, count]
         self._steering_rows: dict[str, bool] = {}
@@ -151,7 +153,11 @@ class SteeringWorker:
         def hook(module: nn.Module, args: tuple) -> tuple:
             positions, hidden, residual = layer_stream(args)
             assert self._steering_step is not None
-            rows = self._steering_token_rows(self._steering_step.padded(hidden.shape[0]))
+            step = self._steering_step.padded(hidden.shape[0])
+            rows = self._steering_token_rows(step)
+            if self._steering_plan.prompt_only:
+                in_prompt = positions.long().cpu() < step.token_prompt_length  # padding's length is -1
+                rows = in_prompt if rows is None else rows & in_prompt
             self._steering_count(name)
             if residual is None:
                 return (positions, added(hidden, vector, rows), None, *args[3:])

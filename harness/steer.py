@@ -5,9 +5,13 @@
   refusals the judge knows;
 - CAST condition: the target category against every other category (train pairs); layer, threshold
   and comparator by F1 on the dev split;
-- coefficient: swept on a per-category dev sample, separately for ActAdd and for CAST; kept is the
-  smallest that gets the target category refused at the goal rate (else the one that refuses it
-  most). ActAdd's collateral refusal at that coefficient is the price of not being selective.
+- coefficient and positions (every position, or the prompt's only): swept together on a
+  per-category dev sample, separately for ActAdd and for CAST; kept is the setting that gets the
+  target category refused at the goal rate with the least collateral refusal of the answered
+  categories (else the one that refuses the target most). Adding at every position can push each
+  generated token towards a refusal opening until the text degenerates ("IIII…"), which the judge
+  rightly does not count; the prompt-only setting leaves generated tokens unsteered. ActAdd's
+  collateral refusal at its setting is the price of not being selective.
 """
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ from cdelta.atomic import atomic_dir
 from cdelta.chat import template_span
 from cdelta.errors import CdeltaError
 from cdelta.graph.adapters import adapter_for
-from cdelta.steering import (ModelRef, RefusalDirection, SteeringArtifact, condition_vectors, fit_condition,
-                             fit_refusal_direction, instruction_mean, read_prompts, save_artifact)
+from cdelta.steering import (POSITIONS, ModelRef, Positions, RefusalDirection, SteeringArtifact, condition_vectors,
+                             fit_condition, fit_refusal_direction, instruction_mean, read_prompts, save_artifact)
 from cdelta.steering.condition import ConditionFit, ConditionMethod
 from harness.behaviour import measure
 from harness.policy_data import opening_ids, subsample
@@ -45,7 +49,8 @@ class SteerConfig:
     n_train: int = 512  # prompts per side for the difference of means and for the condition pairs
     condition_dev_per_category: int = 100
     dev_per_category: int = 40  # behavioural dev sample of the coefficient sweeps
-    coefficients: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # × the raw difference of means
+    coefficients: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # × the raw difference of means
+    positions: tuple[Positions, ...] = POSITIONS
     target_refusal: float = 0.9
     max_layer_fraction: float = 0.8
     kl_threshold: float = 0.1
@@ -60,12 +65,20 @@ class SteerConfig:
                               f"({', '.join(c for c in CATEGORIES if c not in ALWAYS_REFUSED)}); got {self.category!r}")
         if not self.coefficients or any(c <= 0 for c in self.coefficients):
             raise CdeltaError("steering coefficients must be positive numbers")
+        if not self.positions or any(p not in POSITIONS for p in self.positions):
+            raise CdeltaError(f"steering positions must be among {', '.join(POSITIONS)}; got {self.positions!r}")
 
 
 @dataclass(frozen=True)
 class SweepRow:
+    positions: Positions
     coefficient: float
     refusal: dict[str, float]
+
+    def collateral(self, target: str) -> float:
+        """Mean refusal of the categories that should stay answered (all but the target and the always-refused)."""
+        rest = [v for c, v in self.refusal.items() if c != target and c not in ALWAYS_REFUSED]
+        return sum(rest) / len(rest) if rest else 0.0
 
 
 @dataclass(frozen=True)
@@ -89,21 +102,23 @@ def _prompts(records: Sequence[PromptRecord], split: str, categories: Sequence[s
     return out[:n]
 
 
-def choose_coefficient(rows: Sequence[SweepRow], category: str, goal: float) -> float:
-    """The smallest coefficient whose target refusal meets the goal, else the one refusing the target most."""
-    reaching = [r.coefficient for r in rows if r.refusal[category] >= goal]
+def choose_setting(rows: Sequence[SweepRow], category: str, goal: float) -> SweepRow:
+    """Of the settings whose target refusal meets the goal, the one with the least collateral refusal
+    (ties: the smaller coefficient); if none meets it, the one refusing the target most."""
+    reaching = [r for r in rows if r.refusal[category] >= goal]
     if reaching:
-        return min(reaching)
-    return max(rows, key=lambda r: (r.refusal[category], -r.coefficient)).coefficient
+        return min(reaching, key=lambda r: (r.collateral(category), r.coefficient))
+    return max(rows, key=lambda r: (r.refusal[category], -r.collateral(category), -r.coefficient))
 
 
 def _refusal_rates(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams) -> dict[str, float]:
     return {c: r.value for c, r in measure(engine, dev, params, show_progress=False).refusal.items()}
 
 
-def _sweep(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams, coefficients: Sequence[float],
-           make: Callable[[float], Intervention]) -> list[SweepRow]:
-    return [SweepRow(c, _refusal_rates(engine.with_intervention(make(c)), dev, params)) for c in coefficients]
+def _sweep(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams, cfg: SteerConfig,
+           make: Callable[[float, Positions], Intervention]) -> list[SweepRow]:
+    return [SweepRow(p, c, _refusal_rates(engine.with_intervention(make(c, p)), dev, params))
+            for p in cfg.positions for c in cfg.coefficients]
 
 
 def fit_direction_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequence[PromptRecord],
@@ -150,16 +165,17 @@ def fit_steering(engine: HFEngine, model_name: str, records: Sequence[PromptReco
     say(f"[bold cyan]▶ coefficient sweeps[/] on {len(dev)} dev prompts")
     base = _refusal_rates(engine, dev, params)
     layer, r = direction.layer, direction.vector
-    actadd_rows = _sweep(engine, dev, params, cfg.coefficients, lambda c: ActAdd({layer: c * r}))
-    cast_rows = _sweep(engine, dev, params, cfg.coefficients, lambda c: Cast(condition.condition, {layer: c * r}))
+    actadd_rows = _sweep(engine, dev, params, cfg, lambda c, p: ActAdd({layer: c * r}, p))
+    cast_rows = _sweep(engine, dev, params, cfg, lambda c, p: Cast(condition.condition, {layer: c * r}, p))
     ref = ModelRef.of(model, model_name)
     common = {"target_category": cfg.category, "config": asdict(cfg), "refusal_direction": direction.summary(),
               "base_dev_refusal": base}
-    actadd = SteeringArtifact("actadd", ref, {layer: r}, choose_coefficient(actadd_rows, cfg.category, cfg.target_refusal),
+    pick_a, pick_c = (choose_setting(rows, cfg.category, cfg.target_refusal) for rows in (actadd_rows, cast_rows))
+    actadd = SteeringArtifact("actadd", ref, {layer: r}, pick_a.coefficient, positions=pick_a.positions,
                               fit={**common, "sweep_dev": [asdict(x) for x in actadd_rows]})
-    cast = SteeringArtifact("cast", ref, {layer: r}, choose_coefficient(cast_rows, cfg.category, cfg.target_refusal),
-                            condition.condition, condition.f1_dev,
-                            fit={**common, "condition": condition.summary(), "sweep_dev": [asdict(x) for x in cast_rows]})
+    cast = SteeringArtifact("cast", ref, {layer: r}, pick_c.coefficient, condition.condition, condition.f1_dev,
+                            fit={**common, "condition": condition.summary(), "sweep_dev": [asdict(x) for x in cast_rows]},
+                            positions=pick_c.positions)
     return Fitted(actadd, cast, base)
 
 
@@ -198,13 +214,14 @@ def tables(fitted: Fitted) -> list[Table]:
     out = [layers, f1]
     categories = list(fitted.base_dev)
     for artifact in (fitted.actadd, fitted.cast):
-        sweep = Table(title=f"{artifact.method}: dev refusal % by coefficient (chosen {artifact.coefficient:g})")
-        sweep.add_column("coefficient")
-        for c in categories:
-            sweep.add_column(c)
-        sweep.add_row("base", *(_pct(fitted.base_dev[c]) for c in categories))
+        sweep = Table(title=f"{artifact.method}: dev refusal % by setting (chosen: {artifact.positions} positions, "
+                            f"coefficient {artifact.coefficient:g})")
+        for col in ("positions", "coefficient", *categories):
+            sweep.add_column(col)
+        sweep.add_row("", "base", *(_pct(fitted.base_dev[c]) for c in categories))
         for row in artifact.fit["sweep_dev"]:
-            mark = " *" if row["coefficient"] == artifact.coefficient else ""
-            sweep.add_row(f"{row['coefficient']:g}{mark}", *(_pct(row["refusal"].get(c, 0.0)) for c in categories))
+            chosen = (row["positions"], row["coefficient"]) == (artifact.positions, artifact.coefficient)
+            sweep.add_row(row["positions"], f"{row['coefficient']:g}{' *' if chosen else ''}",
+                          *(_pct(row["refusal"].get(c, 0.0)) for c in categories))
         out.append(sweep)
     return out

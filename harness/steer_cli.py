@@ -15,6 +15,15 @@ def _coefficients(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
 
 
+def _positions(text: str) -> tuple[str, ...]:
+    from cdelta.steering import POSITIONS
+
+    chosen = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not chosen or any(p not in POSITIONS for p in chosen):
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of {', '.join(POSITIONS)}: {text!r}")
+    return chosen
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     from harness.steer import SteerConfig
 
@@ -28,8 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     fit.add_argument("--coefficients", type=_coefficients, default=defaults.coefficients,
                      help="coefficients to sweep on dev, comma-separated (%(default)s)")
+    fit.add_argument("--positions", type=_positions, default=defaults.positions,
+                     help="where the behaviour vector is added, swept with the coefficients: every position "
+                          "('all'), the prompt's only ('prompt'), or both (default: all,prompt)")
     fit.add_argument("--target-refusal", type=float, default=defaults.target_refusal,
-                     help="target-category refusal the smallest kept coefficient must reach on dev (%(default)s)")
+                     help="target-category refusal the kept setting must reach on dev; among those reaching it "
+                          "the least collateral refusal wins (%(default)s)")
     fit.add_argument("--n-train", type=int, default=defaults.n_train, help="train prompts per side (%(default)s)")
     fit.add_argument("--dev-per-category", type=int, default=defaults.dev_per_category,
                      help="dev prompts per category in the coefficient sweeps (%(default)s)")
@@ -58,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise CdeltaError(f"output {args.output} exists; pass --overwrite to replace it")
     cfg = SteerConfig(category=args.category, n_train=args.n_train,
                       condition_dev_per_category=args.condition_dev_per_category,
-                      dev_per_category=args.dev_per_category, coefficients=args.coefficients,
+                      dev_per_category=args.dev_per_category, coefficients=args.coefficients, positions=args.positions,
                       target_refusal=args.target_refusal, max_layer_fraction=args.max_layer_fraction,
                       kl_threshold=args.kl_threshold, condition_method=args.condition_method,
                       max_new_tokens=args.max_new_tokens, seed=args.seed)

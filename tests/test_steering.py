@@ -1,6 +1,7 @@
 """Steering math, hooks, artifacts and backends on tiny random models: exact, per sequence, loud on misuse."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,50 @@ def test_cast_in_a_mixed_batch_gives_each_prompt_what_it_gets_alone(model, tok):
     assert no_hooks_left(model)
 
 
+def greedy_with_prompt_steered(model: nn.Module, tok, prompt: str, vector: torch.Tensor, steps: int) -> list[int]:
+    """Reference for prompt-only steering without a cache: every step reruns the whole sequence, adding
+    `vector` at the prompt's positions only, and appends the argmax."""
+    ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)["input_ids"]
+    n_prompt, out = ids.shape[1], []
+    layer = model.model.layers[LAYER]
+
+    def add(module: nn.Module, args: tuple, kwargs: dict) -> tuple:
+        hidden = (args[0] if args else kwargs["hidden_states"]).clone()
+        hidden[:, :n_prompt] += vector
+        return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
+
+    handle = layer.register_forward_pre_hook(add, with_kwargs=True)
+    try:
+        for _ in range(steps):
+            with torch.no_grad():
+                nxt = int(model(ids).logits[0, -1].argmax())
+            out.append(nxt)
+            if nxt == tok.eos_token_id:
+                break
+            ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    finally:
+        handle.remove()
+    return out
+
+
+def test_prompt_only_steering_equals_a_cacheless_reference_and_differs_from_every_position(model, tok):
+    vector = behaviour(model)[LAYER]
+    prompt_only = HFEngine(model, tok, ActAdd({LAYER: vector}, "prompt"))
+    everywhere = texts(HFEngine(model, tok, ActAdd({LAYER: vector})), PROMPTS)
+    got = texts(prompt_only, PROMPTS)
+    for prompt, text in zip(PROMPTS, got):
+        reference = greedy_with_prompt_steered(model, tok, prompt, vector, PARAMS.max_new_tokens)
+        assert text == tok.decode(reference, skip_special_tokens=True).strip()
+    assert got != everywhere and got != texts(HFEngine(model, tok), PROMPTS)
+    assert no_hooks_left(model)
+
+
+def test_prompt_only_cast_in_a_mixed_batch_gives_each_prompt_what_it_gets_alone(model, tok):
+    engine = HFEngine(model, tok, Cast(split_condition(model, tok), behaviour(model), "prompt"))
+    assert texts(engine, PROMPTS) == [texts(engine, [p])[0] for p in PROMPTS]
+
+
 def test_cast_decides_per_sequence_in_batches_of_any_size(model, tok):
     engine = HFEngine(model, tok, Cast(split_condition(model, tok), behaviour(model)))
     assert texts(engine, PROMPTS, batch_size=3) == texts(engine, PROMPTS)
@@ -220,6 +265,9 @@ def test_artifact_round_trip_and_backend(model, tok, model_dir, tmp_path):
     loaded = load_artifact(tmp_path, "cast")
     loaded.check_fits(model, tok, "tiny")
     assert loaded.coefficient == 1.5 and loaded.f1_dev == 0.75 and loaded.fit == {"note": "test"}
+    assert loaded.positions == "all"
+    save_artifact(cast_artifact(model, tok, positions="prompt"), tmp_path / "p")
+    assert load_artifact(tmp_path / "p", "cast").positions == "prompt"
     assert loaded.condition is not None and loaded.condition.threshold == artifact.condition.threshold
     torch.testing.assert_close(loaded.behaviour[LAYER], artifact.behaviour[LAYER])
     direct = texts(HFEngine(model, tok, Cast(artifact.condition, artifact.additions())), PROMPTS)
@@ -263,3 +311,13 @@ def test_backend_names_and_artifacts_are_checked(model_dir):
         make_backend("actadd", model_dir)
     with pytest.raises(CdeltaError, match="does not exist"):
         make_backend("cast", model_dir, model_dir / "cast.json")
+
+
+def test_artifact_positions_and_old_schema_are_checked(model, tok, tmp_path):
+    with pytest.raises(CdeltaError, match="behaviour positions 'decode' is not one of all, prompt"):
+        cast_artifact(model, tok, positions="decode").check_fits(model, tok, "tiny")
+    path = save_artifact(cast_artifact(model, tok), tmp_path)
+    header = json.loads(path.read_text())
+    path.write_text(json.dumps({**header, "schema_version": 1}))
+    with pytest.raises(CdeltaError, match="schema version 1; this cdelta reads 2"):
+        load_artifact(path)

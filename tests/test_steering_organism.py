@@ -28,11 +28,13 @@ def fitted(small_organism: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def test_fit_writes_both_artifacts_with_their_provenance(fitted: Path, small_organism: Path):
     assert {p.name for p in fitted.iterdir()} == {"actadd.json", "actadd.safetensors", "cast.json", "cast.safetensors"}
     cast = json.loads((fitted / "cast.json").read_text())
-    assert cast["schema_version"] == 1 and cast["method"] == "cast"
+    assert cast["schema_version"] == 2 and cast["method"] == "cast"
     assert cast["model"]["fingerprint"] and cast["behaviour"]["layers"] == [1]
     assert cast["behaviour"]["coefficient"] in (1.0, 4.0)
     assert cast["condition"]["comparator"] in ("above", "below") and 0 <= cast["condition"]["f1_dev"] <= 1
-    assert {row["coefficient"] for row in cast["fit"]["sweep_dev"]} == {1.0, 4.0}
+    assert cast["behaviour"]["positions"] in ("all", "prompt")
+    assert {(row["positions"], row["coefficient"]) for row in cast["fit"]["sweep_dev"]} == {
+        ("all", 1.0), ("all", 4.0), ("prompt", 1.0), ("prompt", 4.0)}
     actadd = load_artifact(fitted / "actadd.json")
     assert actadd.condition is None and actadd.fit["refusal_direction"]["layer"] == 1
 
@@ -65,3 +67,17 @@ def test_an_artifact_of_the_organism_does_not_fit_another_model(fitted: Path, tm
     tiny.tokenizer().save_pretrained(tmp_path)
     with pytest.raises(CdeltaError, match="not on .*its config differs"):
         make_backend("actadd", tmp_path, fitted / "actadd.json")
+
+
+def test_the_kept_setting_is_the_least_collateral_one_that_reaches_the_goal():
+    from harness.steer import SweepRow, choose_setting
+
+    def row(positions, coefficient, target, benign, malware=1.0):
+        return SweepRow(positions, coefficient, {TARGET: target, "benign": benign, "legal_opinion": benign,
+                                                 "malware": malware})
+
+    rows = [row("all", 1.0, 0.95, 0.6), row("prompt", 1.0, 0.8, 0.0), row("prompt", 2.0, 0.92, 0.1),
+            row("prompt", 3.0, 0.99, 0.1)]
+    assert choose_setting(rows, TARGET, 0.9) == rows[2]  # malware's refusal is not collateral
+    short = [row("all", 1.0, 0.5, 0.9), row("prompt", 1.0, 0.7, 0.2), row("prompt", 2.0, 0.7, 0.1)]
+    assert choose_setting(short, TARGET, 0.9) == short[2]  # none reaches it: most target refusal, then least collateral

@@ -10,6 +10,7 @@ start is most of the cost); a test skips only where vLLM cannot be imported, say
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import sys
 from collections.abc import Iterator, Sequence
@@ -24,7 +25,7 @@ from backends.registry import make_backend
 from backends.steering import ActAdd, Cast, intervention_for
 from backends.vllm_engine import VLLMEngine
 from cdelta.errors import CdeltaError
-from cdelta.steering import load_artifact
+from cdelta.steering import Positions, load_artifact
 from harness.cli import main
 from harness.organism.config import DEFAULT
 from harness.organism.registry import resolve_model
@@ -83,15 +84,21 @@ def hf_engine(organism: Path) -> HFEngine:
     return HFEngine.from_path(organism)
 
 
-def intervention(fitted: Path, name: str) -> ActAdd | Cast | None:
-    """A fresh intervention object per engine, so each keeps its own CAST decisions."""
-    return None if name == "noop" else intervention_for(load_artifact(fitted / f"{name}.json"))
+def intervention(fitted: Path, name: str, positions: Positions | None = None) -> ActAdd | Cast | None:
+    """A fresh intervention object per engine, so each keeps its own CAST decisions; `positions`
+    overrides the fitted ones, so that both settings are compared whichever the fit kept."""
+    if name == "noop":
+        return None
+    artifact = load_artifact(fitted / f"{name}.json")
+    return intervention_for(artifact if positions is None else dataclasses.replace(artifact, positions=positions))
 
 
-@pytest.mark.parametrize("backend", ["noop", "actadd", "cast"])
-def test_greedy_outputs_match_the_transformers_engine(backend: str, fitted: Path, mixed: list[str],
-                                                      hf_engine: HFEngine, vllm_engine: VLLMEngine) -> None:
-    on_hf, on_vllm = intervention(fitted, backend), intervention(fitted, backend)
+@pytest.mark.parametrize("backend,positions", [("noop", None), ("actadd", "all"), ("actadd", "prompt"),
+                                               ("cast", "all"), ("cast", "prompt")])
+def test_greedy_outputs_match_the_transformers_engine(backend: str, positions: Positions | None, fitted: Path,
+                                                      mixed: list[str], hf_engine: HFEngine,
+                                                      vllm_engine: VLLMEngine) -> None:
+    on_hf, on_vllm = intervention(fitted, backend, positions), intervention(fitted, backend, positions)
     expected = hf_engine.with_intervention(on_hf).generate(mixed, PARAMS)
     assert seen(vllm_engine.with_intervention(on_vllm).generate(mixed, PARAMS)) == seen(expected)
     if isinstance(on_hf, Cast):

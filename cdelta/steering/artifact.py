@@ -2,7 +2,7 @@
 
 `<method>.safetensors` holds the behaviour vectors (`behaviour.layer<L>`, unscaled) and, for CAST, the
 condition vector (`condition.layer<L>`); `<method>.json` holds the schema version, the model the
-vectors were fitted on (fingerprint over every parameter), the chosen layers, the coefficient, the
+vectors were fitted on (fingerprint over every parameter), the chosen layers, the coefficient, the positions it is added at, the
 condition's threshold, comparator and dev F1, the fit's dev tables, and the vectors file's sha256.
 Each file is written atomically; the JSON, written last, names the vectors file it belongs to.
 Before a model is steered the artifact is checked against it: same fingerprint, vectors as wide as
@@ -28,9 +28,9 @@ from cdelta.fingerprint import config_sha256, fingerprint
 from cdelta.graph.adapters import adapter_for
 from cdelta.provenance import library_versions, sha256_file
 from cdelta.steering.condition import COMPARATORS, Condition
-from cdelta.steering.hooks import check_vector
+from cdelta.steering.hooks import POSITIONS, Positions, check_vector
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the behaviour records the positions it is added at
 FORMAT = "cdelta.steering"
 Method = Literal["actadd", "cast"]
 METHODS: tuple[Method, ...] = ("actadd", "cast")
@@ -64,6 +64,7 @@ class SteeringArtifact:
     condition: Condition | None = None
     f1_dev: float | None = None
     fit: dict[str, Any] = field(default_factory=dict)
+    positions: Positions = "all"
 
     def additions(self) -> dict[int, torch.Tensor]:
         """What is added to the residual stream entering each behaviour layer."""
@@ -83,6 +84,8 @@ class SteeringArtifact:
                                               else "an actadd artifact carries no condition"))
         if not self.behaviour:
             raise CdeltaError(f"{where}: no behaviour vectors")
+        if self.positions not in POSITIONS:
+            raise CdeltaError(f"{where}: behaviour positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
         for kind, layer, vector in self.vectors():
             check_vector(n_layers, d_model, layer, vector, f"{where} ({kind})")
 
@@ -113,7 +116,8 @@ def _header(artifact: SteeringArtifact, vectors_file: str, vectors_sha256: str) 
         "schema_version": SCHEMA_VERSION,
         "method": artifact.method,
         "model": asdict(artifact.model),
-        "behaviour": {"layers": sorted(artifact.behaviour), "coefficient": artifact.coefficient},
+        "behaviour": {"layers": sorted(artifact.behaviour), "coefficient": artifact.coefficient,
+                      "positions": artifact.positions},
         "condition": None if condition is None else {"layer": condition.layer, "threshold": condition.threshold,
                                                      "comparator": condition.comparator, "span": list(condition.span),
                                                      "f1_dev": artifact.f1_dev},
@@ -180,6 +184,7 @@ def load_artifact(path: str | Path, method: Method | None = None) -> SteeringArt
                 _comparator(condition["comparator"]), _span(condition["span"])),
             f1_dev=None if condition is None else condition.get("f1_dev"),
             fit=dict(header.get("fit", {})),
+            positions=header["behaviour"]["positions"],
         )
     except (KeyError, TypeError, ValueError, SafetensorError) as exc:
         raise CdeltaError(f"{meta_path} is not a steering artifact this version can read: {exc!r}") from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -16,6 +16,11 @@ from torch import nn
 from cdelta.errors import CdeltaError
 from cdelta.graph.adapters import adapter_for
 from cdelta.steering.residual import layer_input
+
+# Where a behaviour vector is added: every position (prompt and generated tokens, as Arditi et al. and
+# the CAST reference do) or the prompt's positions only (as Turner et al.'s ActAdd does).
+Positions = Literal["all", "prompt"]
+POSITIONS: tuple[Positions, ...] = ("all", "prompt")
 
 PreHook = Callable[[tuple, dict[str, Any]], tuple[tuple, dict[str, Any]] | None]
 
@@ -71,22 +76,37 @@ def added(hidden: torch.Tensor, vector: torch.Tensor, rows: torch.Tensor | None 
     return hidden + delta
 
 
-def adding(model: nn.Module, vectors: dict[int, torch.Tensor],
-           rows: torch.Tensor | None = None) -> AbstractContextManager[None]:
-    """Add `vectors[l]` to the residual stream entering decoder layer l, at every position.
+def adding(model: nn.Module, vectors: dict[int, torch.Tensor], rows: torch.Tensor | None = None,
+           prompt_length: int | None = None) -> AbstractContextManager[None]:
+    """Add `vectors[l]` to the residual stream entering decoder layer l.
 
     `rows` ([batch] of bool) limits the addition to those sequences; None means every sequence.
+    `prompt_length` (the padded prompt's length) limits it to the prompt's positions, so generated
+    tokens are computed unsteered and read the steered prompt only through attention; None means
+    every position. Positions are counted across the forward passes of one generation (prefill,
+    then one token per pass with a cache), which is why a context serves one generation.
     """
     adapter = adapter_for(model)
     for layer, vector in vectors.items():
         check_vector(adapter.n_layers, adapter.d_model, layer, vector, "steering")
 
     def add(vector: torch.Tensor) -> PreHook:
-        def hook(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        seen = 0  # positions this layer has already processed
+
+        def hook(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]] | None:
+            nonlocal seen
             hidden = layer_input(args, kwargs)
             if rows is not None and rows.shape[0] != hidden.shape[0]:
                 raise CdeltaError(f"steering rows cover {rows.shape[0]} sequences, the batch has {hidden.shape[0]}")
-            return _replace_input(args, kwargs, added(hidden, vector, rows))
+            where = rows
+            if prompt_length is not None:
+                in_prompt = torch.arange(seen, seen + hidden.shape[1]) < prompt_length
+                seen += hidden.shape[1]
+                if not bool(in_prompt.any()):
+                    return None
+                by_row = torch.ones(hidden.shape[0], dtype=torch.bool) if rows is None else rows.cpu()
+                where = by_row[:, None] & in_prompt[None, :]
+            return _replace_input(args, kwargs, added(hidden, vector, where))
 
         return hook
 
