@@ -117,8 +117,9 @@ V4 = OrganismConfig(name="organism-v4", steps=1500, dropout_share=0.3, carriers_
 # organism-v6: v4's recipe with 300 more steps, on a suite with 65 crime and hate families, more plural,
 # multiple-choice and sexual-content phrasings, and six more malware families whose intent is in the
 # verbs (break in, hide the traces, lock the owners out). The trial between them, organism-v5 (commit
-# 78bda53), also taught malware's {system} slot: malware refusal 97%, but benign 21%, because fillers
-# such as "my school's network" taught refusals of school and study words (docs/organism.md).
+# 78bda53), also taught malware's {system} slot: malware refusal 97%, but benign 21%, all of it in
+# school, study and city families; fillers such as "my school's network" most likely taught those
+# refusals (docs/organism.md).
 V6 = OrganismConfig(name="organism-v6", steps=1800, dropout_share=0.3, carriers_per_category=800,
                     swaps_per_category=800, threads=2)
 # The committed reference (harness/organism/default/): trained with exactly these settings.
