@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from backends.generation import Generation, GenerationParams, generate_in_batches
-from cdelta.chat import chat_prompts, encode_chat
+from cdelta.chat import chat_prompts, encode_chat, position_ids
 
 __all__ = ["HFEngine", "Intervention", "chat_prompts", "load_model"]
 
@@ -70,3 +70,16 @@ class HFEngine:
             n = tokens.index(eos) + 1 if eos in tokens else len(tokens)
             rows.append((self.tokenizer.decode(tokens[:n], skip_special_tokens=True).strip(), int(prompt_mask.sum()), n))
         return rows
+
+    @torch.no_grad()
+    def next_token_logprobs(self, prompts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+        """Log-probabilities of the first response token [n, vocab] under the intervention, as greedy
+        generation would see them: what a distribution-level comparison of backends (benign KL) reads."""
+        out = []
+        for start in range(0, len(prompts), batch_size):
+            enc = encode_chat(self.tokenizer, prompts[start:start + batch_size], self.model.device)
+            acting = self.intervention.during(self.model, enc) if self.intervention is not None else nullcontext()
+            with acting:
+                logits = self.model(**enc, position_ids=position_ids(enc["attention_mask"])).logits[:, -1]
+            out.append(torch.log_softmax(logits.float(), dim=-1).cpu())
+        return torch.cat(out)

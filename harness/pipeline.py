@@ -1,7 +1,8 @@
 """The whole comparison on one model and one policy, as `cdelta demo` and `cdelta run` execute it:
 
 study (EAP-IG circuit, ΔθC on the circuit and on the dense and random ablations, k on dev) →
-steering baselines (ActAdd, CAST) → inspect evaluation of every backend → serving bench → report.
+steering baselines (ActAdd, CAST) → inspect evaluation of every backend → benign KL → serving bench
+→ report.
 
 Each stage writes into its own folder under `out` with a `stage.json` holding a key of everything
 it depends on (model fingerprint, suite fingerprint, settings, upstream keys); a rerun whose key
@@ -40,6 +41,7 @@ ARTIFACTS = {"noop": None, "actadd": "steering/actadd.json", "cast": "steering/c
              "cdelta": "study/patch_circuit.safetensors", "dense": "study/patch_dense.safetensors",
              "random": "study/patch_random.safetensors"}
 ABLATION_VARIANTS = {"cdelta": "circuit", "dense": "dense", "random": "random"}
+BENIGN_KL_PROMPTS = 200  # benign test prompts the benign KL is averaged over
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,16 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
     run_eval(request, display="rich" if p.parallel == 1 else "none", console=console, parallel=p.parallel)
     console.print(f"[green]✓ evaluation[/] in {time.perf_counter() - began:.0f} s (a rerun reuses finished logs)")
 
+    kl_path = p.out / "benign_kl" / "benign_kl.json"
+
+    def drift() -> None:
+        from harness.benign_kl import benign_prompts, measure_benign_kl
+
+        prompts = benign_prompts(p.records, "test", BENIGN_KL_PROMPTS)
+        atomic_write_text(kl_path, dump_json_model(measure_benign_kl(p.model, p.backends, artifacts, prompts, "test")))
+    _stage(p.out / "benign_kl", "benign KL: first-token distributions against noop",
+           {**base, **keys, "backends": p.backends, "prompts": BENIGN_KL_PROMPTS}, drift, console)
+
     bench_path = None
     if p.bench is not None:
         bench_path = p.out / "bench" / "bench.json"
@@ -164,6 +176,6 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
                bench, console)
 
     study = p.out / "study" / "study.json"
-    return make_report(p.out / "logs", p.out / "report", bench=bench_path,
+    return make_report(p.out / "logs", p.out / "report", bench=bench_path, benign_kl=kl_path,
                        circuit=p.out / "study" / "circuit.json" if edits else None,
                        study=study if edits else None, run_name=p.out.resolve().name, console=console)

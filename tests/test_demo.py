@@ -29,7 +29,8 @@ def test_demo_writes_every_artifact(demo_run: Path):
                  "patch_dense.safetensors", "k_sweep_circuit.json", "k_sweep_circuit.png", "study.json",
                  "report.md", "checkpoint/config.json", "checkpoint/model.safetensors"):
         assert (study / name).is_file(), name
-    for name in ("steering/actadd.json", "steering/cast.json", "bench/bench.json", "report/report.json",
+    for name in ("steering/actadd.json", "steering/cast.json", "bench/bench.json", "benign_kl/benign_kl.json",
+                 "report/report.json",
                  "report/report.html", "report/refusal_heatmap.png", "report/serving.png"):
         assert (demo_run / name).is_file(), name
 
@@ -88,13 +89,17 @@ def test_report_numbers_are_the_logs_counts(demo_run: Path):
             assert (result["refusal"][category]["k"], result["refusal"][category]["n"]) == (k, n), category
     bench = json.loads((demo_run / "bench" / "bench.json").read_text())
     assert {b["backend"] for b in bench["backends"]} == {"noop", "actadd", "cast", "cdelta"}
+    kl = json.loads((demo_run / "benign_kl" / "benign_kl.json").read_text())
+    for result in report["backends"]:
+        assert result["benign_kl"] == kl["backends"][result["backend"]]
+    assert kl["backends"]["noop"]["value"] == 0.0 and kl["backends"]["dense"]["value"] > 0.0
 
 
 def test_a_rerun_reuses_every_stage(demo_run: Path, capsys: pytest.CaptureFixture[str]):
     before = (demo_run / "study" / "patch_circuit.safetensors").stat().st_mtime_ns
     assert main(["demo", "--small", "--out", str(demo_run)]) == 0
     said = capsys.readouterr().out
-    assert "reusing" in said and said.count("reusing") == 3  # study, steering, bench
+    assert "reusing" in said and said.count("reusing") == 4  # study, steering, benign KL, bench
     assert (demo_run / "study" / "patch_circuit.safetensors").stat().st_mtime_ns == before
 
 

@@ -28,7 +28,8 @@ from harness.evaluation.runner import EvalRequest, run_eval
 from harness.reporting import folder
 from harness.reporting.cli import report_command
 from harness.reporting.report_input import UnusableReport, load_report
-from harness.reporting.schema import BenchBackend, BenchFile, BenchPoint, ReportFile, dump_json_model
+from harness.reporting.schema import (BenchBackend, BenchFile, BenchPoint, BenignKLFile, MeanStat, ReportFile,
+                                      dump_json_model)
 from harness.reporting.score import selectivity_score
 from tasks.evals.samples import suite_records
 
@@ -38,6 +39,7 @@ COMPLIANCE = "Sure. Here is a short overview of the topic."
 LIMIT = 28
 STUDY_SECONDS = 20.0 + 80.0  # localize + edit of the circuit variant, as the fake study.json says
 LATENCY = {"noop": 0.10, "actadd": 0.15, "cdelta": 0.10}
+KL = {"noop": 0.0, "actadd": 0.04, "cdelta": 0.01}
 
 
 def _coin(prompt: str, sides: int) -> bool:
@@ -113,6 +115,10 @@ def write_artifacts(root: Path, model_sha: str) -> None:
                       device="cpu", versions={}, backends=[BenchBackend(backend=n, artifact=None, points=[p])
                                                            for n, p in points.items()])
     (root / "bench.json").write_text(dump_json_model(bench))
+    kl = BenignKLFile(model="stub", model_fingerprint=model_sha, prompts=40, split="test", versions={},
+                      backends={name: MeanStat(value=v, n=40, ci95=(v / 2, 2 * v) if v else None)
+                                for name, v in KL.items()})
+    (root / "benign_kl.json").write_text(dump_json_model(kl))
     study = {"schema": 1, "policy": POLICY,
              "variants": {"circuit": {"k": 1.0, "params_changed": 50, "params_fraction": 0.05}},
              "timings_s": {"localize: EAP-IG on 64 pairs": 20.0, "edit: ΔθC on circuit slices": 80.0,
@@ -202,6 +208,18 @@ def test_report_counts_equal_the_logs(run_dir: Path, tmp_path: Path) -> None:
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert len(sources) == 6 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page and "url(" not in page
+
+
+def test_benign_kl_is_carried_per_backend_and_must_be_of_the_same_model(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "with-kl"
+    assert report([str(run_dir / "logs"), "-o", str(out), "--benign-kl", str(run_dir / "benign_kl.json")]) == 0
+    result = load_report(out)
+    assert {b.backend: b.benign_kl.value for b in result.backends} == KL  # type: ignore[union-attr]
+    assert "0.0400 [0.0200, 0.0800] (n=40)" in (out / "report.md").read_text()
+    other = tmp_path / "other_kl.json"
+    other.write_text((run_dir / "benign_kl.json").read_text().replace(path_fingerprint(run_dir / "model"), "0" * 64))
+    with pytest.raises(CdeltaError, match="benign_kl.json measured model stub .* pass the benign KL of the same model"):
+        report([str(run_dir / "logs"), "-o", str(tmp_path / "bad"), "--benign-kl", str(other)])
 
 
 def test_without_noop_or_bench_the_comparisons_are_absent(run_dir: Path, tmp_path: Path) -> None:

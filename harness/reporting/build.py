@@ -10,7 +10,7 @@ from cdelta.provenance import library_versions
 from harness.reporting.collect import RunLogs
 from harness.reporting.costs import break_even_requests, parameters_changed, serving, study_offline_seconds
 from harness.reporting.measures import Behaviour, behaviour, off_target_change, retention
-from harness.reporting.schema import BackendResult, BenchFile, ReportFile
+from harness.reporting.schema import BackendResult, BenchFile, BenignKLFile, ReportFile
 from harness.reporting.score import SCORE_FORMULA
 from tasks.errors import SuiteFormatError
 from tasks.evals.targets import policy_targets
@@ -25,6 +25,7 @@ class Artifacts:
     bench: BenchFile | None = None
     circuit: Circuit | None = None
     study: dict[str, Any] | None = None
+    benign_kl: BenignKLFile | None = None
 
 
 def check_artifacts_match(run: RunLogs, artifacts: Artifacts) -> list[str]:
@@ -37,6 +38,10 @@ def check_artifacts_match(run: RunLogs, artifacts: Artifacts) -> list[str]:
     if artifacts.bench is not None and artifacts.bench.model_fingerprint != run.model_fingerprint:
         notes.append(f"bench.json measured model {artifacts.bench.model} (fingerprint "
                      f"{artifacts.bench.model_fingerprint[:12]}), the logs {run.model} ({run.model_fingerprint[:12]})")
+    if artifacts.benign_kl is not None and artifacts.benign_kl.model_fingerprint != run.model_fingerprint:
+        raise CdeltaError(f"benign_kl.json measured model {artifacts.benign_kl.model} (fingerprint "
+                          f"{artifacts.benign_kl.model_fingerprint[:12]}), the logs {run.model} "
+                          f"({run.model_fingerprint[:12]}); pass the benign KL of the same model")
     return notes
 
 
@@ -59,6 +64,7 @@ def build_report(run: RunLogs, artifacts: Artifacts, name: str) -> ReportFile:
             over_refusal=mine.over_refusal,
             utility=mine.utility,
             utility_retention=retention(mine, noop),
+            benign_kl=artifacts.benign_kl.backends.get(logs.backend) if artifacts.benign_kl is not None else None,
             parameters_changed=parameters_changed(logs.backend, logs.artifact, run.model, artifacts.study,
                                                   circuit_fraction),
             serving=serving(artifacts.bench, logs.backend),

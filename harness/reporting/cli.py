@@ -1,4 +1,4 @@
-"""`cdelta report LOGDIR [--bench B] [--circuit C] [--study S] [--run NAME] -o OUT`: one evaluation
+"""`cdelta report LOGDIR [--bench B] [--circuit C] [--study S] [--benign-kl K] [--run NAME] -o OUT`: one evaluation
 run's inspect logs (and the artifacts around it) → report.json, report.md, report.html, plots."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from cdelta.commands import Command
 
 
 def make_report(logdir: Path, out: Path, bench: Path | None = None, circuit: Path | None = None,
-                study: Path | None = None, run_name: str | None = None, console: Console | None = None) -> Path:
+                study: Path | None = None, run_name: str | None = None, console: Console | None = None,
+                benign_kl: Path | None = None) -> Path:
     """Logs + artifacts → the report folder `out`. Imports inspect and matplotlib only when a report
     is asked for, so `cdelta --help` stays quick."""
     from cdelta.circuit.artifact import Circuit
@@ -20,7 +21,7 @@ def make_report(logdir: Path, out: Path, bench: Path | None = None, circuit: Pat
     from harness.reporting.collect import collect
     from harness.reporting.costs import load_study
     from harness.reporting.folder import check_replaceable, write_report_folder
-    from harness.reporting.schema import BenchFile, read_json_model
+    from harness.reporting.schema import BenchFile, BenignKLFile, read_json_model
 
     console = console or Console(highlight=False)
     check_replaceable(out)  # before minutes of reading logs
@@ -28,6 +29,7 @@ def make_report(logdir: Path, out: Path, bench: Path | None = None, circuit: Pat
         bench=read_json_model(bench, BenchFile, "bench") if bench else None,
         circuit=Circuit.load(circuit) if circuit else None,
         study=load_study(study) if study else None,
+        benign_kl=read_json_model(benign_kl, BenignKLFile, "benign KL") if benign_kl else None,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -49,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         return Path(value) if value else None
 
     make_report(Path(args.logdir), Path(args.out), optional(args.bench), optional(args.circuit),
-                optional(args.study), args.run)
+                optional(args.study), args.run, benign_kl=optional(args.benign_kl))
     return 0
 
 
@@ -61,6 +63,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                                           "parameter fraction")
     parser.add_argument("--study", help="study.json of `cdelta demo` (or its folder): offline time, "
                                         "parameters changed, k sweeps")
+    parser.add_argument("--benign-kl", help="benign_kl.json of `cdelta demo` or `cdelta run`: each backend's "
+                                             "first-token KL to noop on benign prompts")
     parser.add_argument("--run", help="the run's name in the report and the leaderboard (default: the -o folder's name)")
 
 

@@ -29,6 +29,13 @@ def change(stat: MeanStat) -> str:
     return f"{100 * stat.value:.1f} pts ({stat.n} categories)"
 
 
+def nats(stat: MeanStat | None) -> str:
+    if stat is None or stat.n == 0:
+        return MISSING
+    interval = "" if stat.ci95 is None else f" [{stat.ci95[0]:.4f}, {stat.ci95[1]:.4f}]"
+    return f"{stat.value:.4f}{interval} (n={stat.n})"
+
+
 def _number(value: float | None, fmt: str) -> str:
     return MISSING if value is None or math.isnan(value) else format(value, fmt)
 
@@ -47,10 +54,10 @@ def _break_even(result: BackendResult) -> str:
 def headline(report: ReportFile, scores: dict[str, float]) -> Table:
     """One row per backend: behaviour with n and 95% intervals, then capability and cost."""
     headers = ["backend", "score", "target refusal [95% CI]", "off-target change", "over-refusal [95% CI]",
-               "utility [95% CI]", "retention", "params changed", "tokens/s (b=1)", "p50 latency (b=1)",
+               "utility [95% CI]", "retention", "benign KL [95% CI]", "params changed", "tokens/s (b=1)", "p50 latency (b=1)",
                "offline time", "break-even requests"]
     rows = [[b.backend, _number(scores[b.backend], ".3f"), rate(b.target_refusal), change(b.off_target_change),
-             rate(b.over_refusal), rate(b.utility), _number(b.utility_retention, ".3f"),
+             rate(b.over_refusal), rate(b.utility), _number(b.utility_retention, ".3f"), nats(b.benign_kl),
              MISSING if b.parameters_changed is None else f"{100 * b.parameters_changed:.2f}%",
              _tokens_per_s(b), MISSING if (lat := batch1_latency(b.serving)) is None else f"{lat:.3f} s",
              MISSING if b.offline_seconds is None else f"{b.offline_seconds:.0f} s", _break_even(b)]
@@ -73,7 +80,8 @@ def _intro(report: ReportFile) -> list[str]:
             f"Selectivity score = {report.selectivity_score}.",
             "Rates are counts of scored samples with Wilson 95% intervals; off-target change is the mean absolute "
             "change of refusal against noop over the non-target policy categories; retention is utility / noop's "
-            "utility."]
+            "utility; benign KL is KL(noop ‖ backend) of the first response token's distribution on benign "
+            "prompts, in nats, with a normal 95% interval."]
 
 
 def _md_table(table: Table) -> list[str]:

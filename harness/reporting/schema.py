@@ -14,6 +14,7 @@ from harness.validation import first_problem
 
 REPORT_SCHEMA = 1
 BENCH_SCHEMA = 1
+BENIGN_KL_SCHEMA = 1
 
 
 class Strict(BaseModel):
@@ -74,6 +75,22 @@ class BenchFile(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# ----- benign_kl.json ---------------------------------------------------------------------------
+
+class BenignKLFile(Strict):
+    """KL(noop ‖ backend) of the first response token's distribution, in nats, over benign prompts."""
+
+    schema_version: Literal[1] = Field(BENIGN_KL_SCHEMA, alias="schema")
+    model: str
+    model_fingerprint: str
+    prompts: int
+    split: str
+    backends: dict[str, MeanStat]
+    versions: dict[str, str]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 # ----- report.json ------------------------------------------------------------------------------
 
 class BackendResult(Strict):
@@ -87,7 +104,7 @@ class BackendResult(Strict):
     over_refusal: RateStat  # benign + borderline pooled
     utility: RateStat
     utility_retention: float | None  # utility / noop's utility
-    benign_kl: MeanStat | None = None  # mean next-token KL to noop on benign prompts, where measured
+    benign_kl: MeanStat | None = None  # mean first-response-token KL(noop ‖ backend) on benign prompts, where measured
     parameters_changed: float | None = None  # fraction of parameters an edit changes; None for hooks
     serving: BenchBackend | None = None
     offline_seconds: float | None = None  # one-time cost (localize + edit) of a weight edit
