@@ -31,6 +31,23 @@ BACKENDS: tuple[str, ...] = ("noop", *STEERING, *CHECKPOINTS)
 ENGINES = ("hf", "vllm")
 
 
+def check_device(device: str) -> None:
+    """A device this torch can place a model on (cpu, cuda, cuda:N); fails before any model is loaded."""
+    try:
+        place = torch.device(device)
+    except RuntimeError:
+        raise CdeltaError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if place.type == "cpu":
+        return
+    if place.type != "cuda":
+        raise CdeltaError(f"device {device!r}: the transformers engine runs on cpu or cuda")
+    if not torch.cuda.is_available():
+        raise CdeltaError(f"device {device!r} asked for, but this torch build sees no GPU "
+                          f"(torch {torch.__version__}); use device cpu, or install a CUDA build of torch")
+    if place.index is not None and place.index >= torch.cuda.device_count():
+        raise CdeltaError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+
+
 def check_engine(engine: str) -> None:
     """A known engine whose library imports; fails before any model is loaded."""
     if engine not in ENGINES:
@@ -54,6 +71,7 @@ def make_backend(name: str, model_path: str | Path, artifact: str | Path | None 
     if name not in BACKENDS:
         raise CdeltaError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}")
     check_engine(engine)
+    check_device(device)
     if name == "noop":
         if artifact is not None:
             raise CdeltaError("the noop backend takes no artifact")

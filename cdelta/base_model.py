@@ -15,3 +15,14 @@ def load_base(path: str, dtype: torch.dtype | str = "auto") -> tuple[PreTrainedM
     except (OSError, ValueError) as exc:
         raise CdeltaError(f"cannot load model {path!r} (a Hugging Face folder with weights and tokenizer): {exc}") from exc
     return model, tokenizer
+
+
+def resolve_device(device: str) -> str:
+    """`auto` is cuda where torch sees a GPU, else cpu; any other name is torch's (cpu, cuda, cuda:N)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise CdeltaError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    return device

@@ -68,6 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     hyper.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max gradient norm (%(default)s)")
     hyper.add_argument("--seed", type=int, default=defaults.seed,
                        help="seeds batch order and the random ablation (%(default)s)")
+    hyper.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda if present)")
     hyper.add_argument("--dtype", choices=DTYPES, default="float32", help="dtype to load the base in (%(default)s)")
 
 
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from cdelta.base_model import load_base
+    from cdelta.base_model import load_base, resolve_device
     from cdelta.edit import ablation_slices, edit_patch
     from cdelta.examples import load_examples
     from cdelta.fingerprint import fingerprint
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         if fingerprint(model, shapes, args.model).digest != circuit.model_fingerprint:
             raise CdeltaError(f"circuit {circuit_path} was found on model {circuit.model_name!r}, not on {model_name}")
     slices = ablation_slices(checked(circuit.slices, shapes, model_name), shapes, args.ablation, args.seed)
+    model.to(resolve_device(args.device))  # after the fingerprint: the fine-tunes run there, the patch comes back to cpu
 
     final_loss: dict[str, float] = {}
 

@@ -65,11 +65,10 @@ def _opening_ids(tokenizer: Any, texts: list[str] | None, ids: str | None, defau
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     import torch
 
-    from cdelta.base_model import load_base
+    from cdelta.base_model import load_base, resolve_device
 
     model, tokenizer = load_base(str(args.model), dtype=getattr(torch, args.dtype))
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device), tokenizer
+    return model.to(resolve_device(args.device)), tokenizer
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -47,11 +47,11 @@ def benign_prompts(records: Sequence[PromptRecord], split: str, limit: int) -> l
 
 
 def measure_benign_kl(model_path: Path, backends: Sequence[str], artifacts: Mapping[str, Path], prompts: Sequence[str],
-                      split: str, batch_size: int = 32) -> BenignKLFile:
+                      split: str, batch_size: int = 32, device: str = "cpu") -> BenignKLFile:
     """Every backend (noop included, at 0 by construction) against noop on the same prompts, on the
     transformers engine."""
     def logprobs(name: str) -> torch.Tensor:
-        engine = make_backend(name, model_path, artifacts.get(name))
+        engine = make_backend(name, model_path, artifacts.get(name), device=device)
         if not isinstance(engine, HFEngine):
             raise CdeltaError(f"benign KL reads logits from the transformers engine; {name} gave {type(engine).__name__}")
         return engine.next_token_logprobs(prompts, batch_size)

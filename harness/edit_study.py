@@ -60,7 +60,8 @@ class StudyConfig:
 
 def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, out: Path,
               console: Console, variants: tuple[str, ...] = VARIANTS,
-              write_edited_checkpoint: bool = True, measure_test: bool = True) -> dict[str, object]:
+              write_edited_checkpoint: bool = True, measure_test: bool = True,
+              device: str = "cpu") -> dict[str, object]:
     """Run the study and write its artifacts under `out`; returns the summary written to study.json.
 
     `measure_test=False` skips step 4: the pipeline measures the test split anyway, through every
@@ -68,7 +69,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
     timings: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
     policy = parse_policy(cfg.policy, list(CATEGORIES))
-    engine = HFEngine.from_path(model_dir)
+    engine = HFEngine.from_path(model_dir, device=device)
     model, tokenizer = engine.model, engine.tokenizer
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens, batch_size=64)
 

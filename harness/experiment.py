@@ -58,6 +58,7 @@ class Experiment(_Section):
     policy: str = "refuse:health_consultation"
     out: str = "reports/run"
     engine: Literal["hf", "vllm"] = "hf"
+    device: str = Field("cpu", description="where the transformers engine runs every stage: cpu, cuda or cuda:N")
     seed: int = 0
     localize: LocalizeSection = LocalizeSection()
     edit: EditSection = EditSection()
@@ -77,7 +78,7 @@ class Experiment(_Section):
         return Pipeline(model=model, records=records, suite_fingerprint=suite_fingerprint, study=study,
                         steer=SteerConfig(category=category, seed=self.seed), out=out or Path(self.out),
                         backends=tuple(self.eval.backends), tasks=tuple(self.eval.tasks), eval_limit=self.eval.limit,
-                        parallel=self.eval.parallel, bench=bench, engine=self.engine)
+                        parallel=self.eval.parallel, bench=bench, engine=self.engine, device=self.device)
 
 
 def read_experiment(path: Path) -> Experiment:

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from backends.hf_engine import HFEngine
+from backends.registry import check_device
 from cdelta.atomic import atomic_write_text
 from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions
@@ -69,6 +70,7 @@ class Pipeline:
     parallel: int = 2
     bench: BenchSettings | None = field(default_factory=BenchSettings)
     engine: str = "hf"
+    device: str = "cpu"  # where the transformers engine runs every stage: cpu, cuda or cuda:N
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.backends if b not in ARTIFACTS]
@@ -79,6 +81,7 @@ class Pipeline:
         if self.study.policy.startswith("release:") and {"actadd", "cast"} & set(self.backends):
             raise CdeltaError("the steering baselines add refusal; a release: policy compares the edit with noop "
                               "and its ablations only: drop actadd and cast from the backends")
+        check_device(self.device)
         if self.engine != "hf":
             raise CdeltaError(f"engine {self.engine!r} is not available in the pipeline yet; use engine = \"hf\"")
 
@@ -125,7 +128,7 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
     """Every stage in order; returns the report folder."""
     console = console or Console()
     p.out.mkdir(parents=True, exist_ok=True)
-    base = {"model": path_fingerprint(p.model), "suite": p.suite_fingerprint}
+    base = {"model": path_fingerprint(p.model), "suite": p.suite_fingerprint, "device": p.device}
     edits = [b for b in p.backends if b in ABLATION_VARIANTS]
     steering = [b for b in p.backends if b in ("actadd", "cast")]
     keys: dict[str, str] = {}
@@ -135,17 +138,19 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
         keys["study"] = _stage(p.out / "study", "study: circuit, ΔθC and ablations", {
             **base, "study": p.study.to_dict(), "variants": variants},
             lambda: write_report(run_study(p.model, p.records, p.study, p.out / "study", console, variants,
-                                           measure_test=False), p.out / "study"), console)
+                                           measure_test=False, device=p.device), p.out / "study"), console)
     if steering:
         def steer() -> None:
-            fitted = fit_steering(HFEngine.from_path(p.model), str(p.model), p.records, p.steer, console)
+            fitted = fit_steering(HFEngine.from_path(p.model, device=p.device), str(p.model), p.records, p.steer,
+                                  console)
             write_artifacts(fitted, p.out / "steering", overwrite=True)
         keys["steering"] = _stage(p.out / "steering", "steering baselines: ActAdd and CAST",
                                   {**base, "steer": asdict(p.steer)}, steer, console)
 
     artifacts = {b: p.out / ARTIFACTS[b] for b in p.backends if ARTIFACTS[b] is not None}  # type: ignore[operator]
     request = EvalRequest(model=p.model, backends=p.backends, log_dir=p.out / "logs", tasks=p.tasks,
-                          policy=p.study.policy, artifacts=artifacts, limit=p.eval_limit, engine=p.engine)
+                          policy=p.study.policy, artifacts=artifacts, limit=p.eval_limit, engine=p.engine,
+                          device=p.device)
     _fresh_logs(p.out / "logs", {**base, **keys, "eval": [p.backends, p.tasks, p.eval_limit]}, console)
     console.rule("[bold]evaluation: inspect tasks × backends")
     began = time.perf_counter()
@@ -158,7 +163,8 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
         from harness.benign_kl import benign_prompts, measure_benign_kl
 
         prompts = benign_prompts(p.records, "test", BENIGN_KL_PROMPTS)
-        atomic_write_text(kl_path, dump_json_model(measure_benign_kl(p.model, p.backends, artifacts, prompts, "test")))
+        atomic_write_text(kl_path, dump_json_model(measure_benign_kl(p.model, p.backends, artifacts, prompts, "test",
+                                                                     device=p.device)))
     _stage(p.out / "benign_kl", "benign KL: first-token distributions against noop",
            {**base, **keys, "backends": p.backends, "prompts": BENIGN_KL_PROMPTS}, drift, console)
 
@@ -170,7 +176,7 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
         def bench() -> None:
             result = run_bench(BenchRequest(model=p.model, backends=served,
                                             artifacts={b: a for b, a in artifacts.items() if b in served},
-                                            engine=p.engine, **asdict(p.bench)))
+                                            engine=p.engine, device=p.device, **asdict(p.bench)))
             atomic_write_text(bench_path, dump_json_model(result))
         _stage(p.out / "bench", "serving bench", {**base, **keys, "bench": asdict(p.bench), "backends": served},
                bench, console)

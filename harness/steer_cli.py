@@ -56,6 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="condition vector: first principal component of pair differences, or difference of means")
     fit.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                      help="tokens generated per dev prompt in the sweeps (%(default)s)")
+    fit.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     fit.add_argument("--seed", type=int, default=defaults.seed, help="seeds the data samples (%(default)s)")
 
 
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from backends.hf_engine import HFEngine
+    from backends.registry import check_device
     from harness.organism import registry
     from harness.steer import SteerConfig, fit_steering, tables, write_artifacts
     from tasks.suite.generate import generate_suite
@@ -79,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     organism = registry.organism_config(model)
     records = generate_suite(organism.suite_seed, organism.suite_counts)
     console = Console()
-    fitted = fit_steering(HFEngine.from_path(model), str(model), records, cfg, console)
+    check_device(args.device)
+    fitted = fit_steering(HFEngine.from_path(model, device=args.device), str(model), records, cfg, console)
     for table in tables(fitted):
         console.print(table)
     write_artifacts(fitted, args.output, overwrite=args.overwrite)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from cdelta.errors import CdeltaError
 from harness.cli import main
@@ -67,3 +68,26 @@ def test_cdelta_run_reports_a_bad_config_and_writes_nothing(tmp_path: Path, caps
     assert main(["run", str(path)]) == 1
     assert "edit.steps" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device, said", [("tpu", "unknown device 'tpu'"), ("mps", "runs on cpu or cuda")])
+def test_a_device_the_engine_cannot_use_is_refused_before_anything_runs(tmp_path: Path, device: str, said: str) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text(f'model = "default"\ndevice = "{device}"\n')
+    records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
+    with pytest.raises(CdeltaError, match=said):
+        read_experiment(path).pipeline(tmp_path, records, "fp", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: cuda is a valid device here")
+def test_cuda_without_a_gpu_names_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text(f'model = "default"\ndevice = "cuda"\nout = "{tmp_path / "out"}"\n')
+    assert main(["run", str(path)]) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    assert "sees no GPU" in said and "install a CUDA build of torch" in said
+    assert not (tmp_path / "out").exists()
+    assert main(["eval", "--model", "default", "--backends", "noop", "--device", "cuda",
+                 "--log-dir", str(tmp_path / "logs")]) == 1
+    assert "sees no GPU" in capsys.readouterr().err

@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         model=resolve_model(args.model),
         backends=args.backends, artifacts=parse_artifacts(args.artifact), engine=args.engine,
         batch_sizes=args.batch_sizes, repeats=args.repeats, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
-        prompts=args.prompts, shape=args.shape, threads=args.threads,
+        prompts=args.prompts, shape=args.shape, threads=args.threads, device=args.device,
     )
     bench = run_bench(request, show_progress=not args.no_progress)
     atomic_write_text(out, dump_json_model(bench))
@@ -57,6 +57,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="a backend's artifact: steering artifact (actadd, cast) or patch file "
                              "(cdelta, dense, random); repeatable")
     parser.add_argument("--engine", default="hf", help="inference engine: hf (default) or vllm")
+    parser.add_argument("--device", default="cpu", help="where the transformers engine runs: cpu (default), cuda or "
+                                                        "cuda:N; on cuda, peak memory is what torch allocated there")
     parser.add_argument("--batch-sizes", type=_sizes, default=(1, 8, 32), help="comma-separated (default 1,8,32)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per point; medians are reported (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before them (default 1)")

@@ -110,12 +110,13 @@ def time_run(backend: Generator, prompts: Sequence[str], params: GenerationParam
 
 
 def measure_point(backend: Generator, prompts: Sequence[str], batch_size: int, max_new_tokens: int,
-                  warmup: int, repeats: int, on_run: Callable[[], None] | None = None) -> BenchPoint:
+                  warmup: int, repeats: int, on_run: Callable[[], None] | None = None,
+                  device: str = "cpu") -> BenchPoint:
     """Medians over `repeats` timed runs after `warmup` untimed ones; peak memory over all of them."""
     if repeats < 1:
         raise CdeltaError(f"--repeats must be at least 1, got {repeats}")
     params = forced_params(max_new_tokens, batch_size)
-    reset_peak()
+    reset_peak(device)
     runs = []
     with first_logits_clock(backend) as clock:
         for i in range(warmup + repeats):
@@ -132,6 +133,6 @@ def measure_point(backend: Generator, prompts: Sequence[str], batch_size: int, m
         latency_p50_s=statistics.median(float(np.percentile(r.latencies(), 50)) for r in runs),
         latency_p95_s=statistics.median(float(np.percentile(r.latencies(), 95)) for r in runs),
         ttft_p50_s=statistics.median(float(np.percentile(t, 50)) for t in ttfts) if len(ttfts) == len(runs) else None,
-        peak_memory_mb=peak_mb(),
+        peak_memory_mb=peak_mb(device),
         hook_overhead_per_step_ms=None,
     )

@@ -8,7 +8,8 @@ at the start of each span (`/proc/PID/clear_refs`, Linux ≥ 4.0), after freed h
 the system, so a span's peak is its own and not an earlier, larger batch's. Elsewhere only this
 process's lifetime peak (`ru_maxrss`) is known, which includes every earlier span of the same worker:
 batch sizes run in increasing order so it is at worst an overestimate by what smaller batches left
-behind.
+behind. On a GPU (`device` cuda) the span's peak is what torch allocated on that device instead:
+the model and its activations live there, and host memory says little about serving cost.
 """
 from __future__ import annotations
 
@@ -43,9 +44,15 @@ def process_tree(root: int | None = None) -> list[int]:
     return tree
 
 
-def reset_peak() -> None:
+def reset_peak(device: str = "cpu") -> None:
     """Start a new span: hand freed heap back, then reset the high-water marks where the system allows."""
     gc.collect()
+    if device != "cpu":
+        import torch
+
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        return
     libc = ctypes.util.find_library("c")
     if libc is not None and hasattr(ctypes.CDLL(libc), "malloc_trim"):
         ctypes.CDLL(libc).malloc_trim(0)
@@ -66,9 +73,13 @@ def _vm_hwm_kib(pid: int) -> int | None:
     return None
 
 
-def peak_mb() -> float:
+def peak_mb(device: str = "cpu") -> float:
     """Peak resident memory in MiB since the last reset (sum of VmHWM over the tree), else this process's
-    peak since it started."""
+    peak since it started; on a GPU, the peak torch allocated there since the last reset."""
+    if device != "cpu":
+        import torch
+
+        return torch.cuda.max_memory_allocated(device) / 2**20
     peaks = [kib for kib in map(_vm_hwm_kib, process_tree()) if kib is not None]
     if peaks:
         return sum(peaks) / 1024

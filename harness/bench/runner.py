@@ -40,13 +40,17 @@ class BenchRequest:
     prompts: int = DEFAULT_PROMPTS
     shape: str | None = None
     threads: int = 1
+    device: str = "cpu"  # the transformers engine's; vLLM runs where its build runs
 
 
 def check_request(request: BenchRequest) -> None:
     """Every mistake the arguments can hold, found before any model is loaded."""
-    from backends.registry import BACKENDS, STEERING, check_engine
+    from backends.registry import BACKENDS, STEERING, check_device, check_engine
 
     check_engine(request.engine)
+    check_device(request.device)
+    if request.device != "cpu" and request.engine != "hf":
+        raise CdeltaError("--device places the transformers engine; vLLM runs where its build runs: drop --device")
     unknown = [b for b in request.backends if b not in BACKENDS]
     if unknown:
         raise CdeltaError(f"unknown backend(s) {', '.join(unknown)}; known backends: {', '.join(BACKENDS)}")
@@ -81,8 +85,12 @@ def check_artifacts(model: Path, artifacts: Mapping[str, Path]) -> None:
         gc.collect()
 
 
-def device_name() -> str:
-    """The CPU's name and core count (the transformers engine runs on the CPU here)."""
+def device_name(device: str = "cpu") -> str:
+    """The GPU's name on cuda; else the CPU's name and core count."""
+    if device != "cpu":
+        import torch
+
+        return f"{device}: {torch.cuda.get_device_name(torch.device(device))}"
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -171,7 +179,8 @@ def run_bench(request: BenchRequest, show_progress: bool = True) -> BenchFile:
                 job = BenchJob(backend=backend, engine=request.engine, model=str(model),
                                artifact=None if artifact is None else str(artifact[0]),
                                prompts=prompts, batch_sizes=sorted(request.batch_sizes), warmup=request.warmup,
-                               repeats=request.repeats, max_new_tokens=request.max_new_tokens, threads=request.threads)
+                               repeats=request.repeats, max_new_tokens=request.max_new_tokens, threads=request.threads,
+                               device=request.device)
                 measured[backend] = run_worker(job, advance)
     noop = measured.get("noop")
     return BenchFile(
@@ -182,7 +191,7 @@ def run_bench(request: BenchRequest, show_progress: bool = True) -> BenchFile:
         prompts=len(prompts),
         max_new_tokens=request.max_new_tokens,
         threads=request.threads,
-        device=device_name(),
+        device=device_name(request.device),
         versions={"python": platform.python_version(), **library_versions()},
         backends=[BenchBackend(backend=b, artifact=artifacts[b][1] if b in artifacts else None,
                                points=measured[b] if b == "noop" else with_overhead(measured[b], noop))

@@ -33,6 +33,7 @@ class BenchJob(BaseModel):
     repeats: int
     max_new_tokens: int
     threads: int
+    device: str = "cpu"
 
 
 def run_job(job: BenchJob, events: TextIO) -> None:
@@ -44,7 +45,7 @@ def run_job(job: BenchJob, events: TextIO) -> None:
 
     torch.set_num_threads(job.threads)
     backend = make_backend(job.backend, Path(job.model), None if job.artifact is None else Path(job.artifact),
-                           engine=job.engine)
+                           device=job.device, engine=job.engine)
 
     def emit(event: dict[str, object]) -> None:
         events.write(json.dumps(event) + "\n")
@@ -52,7 +53,7 @@ def run_job(job: BenchJob, events: TextIO) -> None:
 
     for batch_size in sorted(job.batch_sizes):
         point = measure_point(backend, job.prompts, batch_size, job.max_new_tokens, job.warmup, job.repeats,
-                              on_run=lambda: emit({"run": True}))
+                              on_run=lambda: emit({"run": True}), device=job.device)
         emit({"point": point.model_dump(mode="json")})
 
 

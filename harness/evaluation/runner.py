@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from backends.generation import GenerationParams
 from cdelta.errors import CdeltaError
-from backends.registry import BACKENDS, check_engine
+from backends.registry import BACKENDS, check_device, check_engine
 from harness.evaluation import provider  # noqa: F401  registers `cdelta/<backend>` with inspect
 from harness.evaluation.fingerprints import path_fingerprint
 from tasks.errors import SuiteFormatError
@@ -53,6 +53,7 @@ class EvalRequest:
     split: str = "test"
     limit: int | None = None
     engine: str = "hf"
+    device: str = "cpu"  # the transformers engine's; vLLM runs where its build runs
     batch_size: int = GenerationParams().batch_size
     max_tokens: int = GenerationParams().max_new_tokens
     grader: str | None = None
@@ -120,7 +121,8 @@ def build_tasks(request: EvalRequest) -> list[Task]:
 def run_backend(request: EvalRequest, run: BackendRun, tasks: list[Task], display: str) -> list[EvalLog]:
     """All tasks on one backend: its engine loads once and serves every task."""
     config = GenerateConfig(max_tokens=request.max_tokens, temperature=0.0, max_connections=2 * request.batch_size)
-    model_args = {"model_path": str(request.model), "engine": request.engine, "batch_size": request.batch_size}
+    model_args = {"model_path": str(request.model), "engine": request.engine, "device": request.device,
+                  "batch_size": request.batch_size}
     if run.artifact is not None:
         model_args["artifact"] = str(run.artifact)
     with get_model(f"cdelta/{run.backend}", config=config, memoize=False, **model_args) as model:
@@ -174,11 +176,15 @@ def run_eval(request: EvalRequest, display: str = "rich", console: Console | Non
     """Every backend, one engine per backend; returns the logs of this run in backend order."""
     console = console or Console()
     check_engine(request.engine)
+    check_device(request.device)
     tasks = build_tasks(request)  # a malformed suite fails before any model loads
     runs = backend_runs(request)
     if parallel > 1 and len(runs) > 1 and request.engine == "vllm":
         raise CdeltaError("--parallel runs backends in pool processes, which may not start processes of their own "
                           "as vLLM does: use --parallel 1 with --engine vllm (vLLM batches across cores itself)")
+    if parallel > 1 and len(runs) > 1 and request.device != "cpu":
+        raise CdeltaError(f"--parallel runs one model per pool process; on {request.device} use --parallel 1 "
+                          "(the GPU batches within a backend)")
     if parallel > 1 and len(runs) > 1:
         return _run_parallel(request, runs, min(parallel, len(runs)), console)
     logs: list[EvalLog] = []
