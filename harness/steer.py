@@ -3,8 +3,9 @@
 - refusal direction: harmful = the always-refused categories, harmless = benign (train split); the
   layer filters run on benign dev prompts; the refusal score counts the opening tokens of the
   refusals the judge knows;
-- CAST condition: the target category against every other category (train pairs); layer, threshold
-  and comparator by F1 on the dev split;
+- CAST condition: the target category against every other category (train pairs); vector method
+  (first principal component or difference of means), layer, threshold and comparator by F1 on the
+  dev split;
 - coefficient and positions (every position, or the prompt's only): swept together on a
   per-category dev sample, separately for ActAdd and for CAST; kept is the setting that gets the
   target category refused at the goal rate with the least collateral refusal of the answered
@@ -54,7 +55,7 @@ class SteerConfig:
     target_refusal: float = 0.9
     max_layer_fraction: float = 0.8
     kl_threshold: float = 0.1
-    condition_method: ConditionMethod = "pca"
+    condition_methods: tuple[ConditionMethod, ...] = ("pca", "mean")
     max_new_tokens: int = 24
     batch_size: int = 64
     seed: int = 0
@@ -134,7 +135,8 @@ def fit_direction_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequ
 
 def fit_condition_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequence[PromptRecord],
                            cfg: SteerConfig) -> ConditionFit:
-    """Condition vectors from (target, other) train pairs; layer, threshold and comparator by F1 on dev."""
+    """Condition vectors from (target, other) train pairs; method, layer, threshold and comparator by F1
+    on dev (ties: the earlier method)."""
     rng = random.Random(f"steer/condition/{cfg.seed}")
     layers = list(range(adapter_for(model).n_layers))
     others = [c for c in CATEGORIES if c != cfg.category]
@@ -147,8 +149,10 @@ def fit_condition_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequ
     other = states(_prompts(records, "train", others, cfg.n_train, rng))
     dev = subsample(records, "dev", cfg.condition_dev_per_category, cfg.seed)
     labels = torch.tensor([r.category == cfg.category for r in dev])
-    return fit_condition(condition_vectors(target, other, cfg.condition_method), states([r.prompt for r in dev]), labels,
-                         span)
+    dev_states = states([r.prompt for r in dev])
+    fits = [fit_condition(condition_vectors(target, other, method), dev_states, labels, span, method)
+            for method in cfg.condition_methods]
+    return max(fits, key=lambda f: f.f1_dev)
 
 
 def fit_steering(engine: HFEngine, model_name: str, records: Sequence[PromptRecord], cfg: SteerConfig,
@@ -204,7 +208,8 @@ def tables(fitted: Fitted) -> list[Table]:
         layers.add_row(str(c["layer"]), f"{c['norm']:.2f}",
                        "" if c["steering_score"] is None else f"{c['steering_score']:.2f}",
                        "" if c["kl"] is None else f"{c['kl']:.3f}", "yes" if c["kept"] else "no", c["reason"])
-    f1 = Table(title=f"CAST condition for {fit['target_category']}: best threshold per layer on dev; chosen layer "
+    f1 = Table(title=f"CAST condition for {fit['target_category']} ({condition['method']} vectors): best threshold per "
+                     f"layer on dev; chosen layer "
                      f"{condition['layer']} ({condition['comparator']} {condition['threshold']:.4f}, F1 {condition['f1_dev']:.3f})")
     for col in ("layer", "comparator", "threshold", "F1", "precision", "recall"):
         f1.add_column(col)

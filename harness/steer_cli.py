@@ -52,8 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="refusal-direction layers must lie below this fraction of the depth (%(default)s)")
     fit.add_argument("--kl-threshold", type=float, default=defaults.kl_threshold,
                      help="largest ablation KL on benign dev prompts a layer may have (%(default)s)")
-    fit.add_argument("--condition-method", choices=("pca", "mean"), default=defaults.condition_method,
-                     help="condition vector: first principal component of pair differences, or difference of means")
+    fit.add_argument("--condition-method", choices=("pca", "mean"), action="append", dest="condition_methods",
+                     help="condition vector: first principal component of pair differences (pca) or difference of "
+                          "means (mean); repeat to try both, the better dev F1 is kept (default: both)")
     fit.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                      help="tokens generated per dev prompt in the sweeps (%(default)s)")
     fit.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                       condition_dev_per_category=args.condition_dev_per_category,
                       dev_per_category=args.dev_per_category, coefficients=args.coefficients, positions=args.positions,
                       target_refusal=args.target_refusal, max_layer_fraction=args.max_layer_fraction,
-                      kl_threshold=args.kl_threshold, condition_method=args.condition_method,
+                      kl_threshold=args.kl_threshold, condition_methods=tuple(args.condition_methods or defaults.condition_methods),
                       max_new_tokens=args.max_new_tokens, seed=args.seed)
     model = registry.resolve_model(args.model)
     organism = registry.organism_config(model)

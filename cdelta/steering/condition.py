@@ -115,15 +115,16 @@ class ConditionFit:
     condition: Condition
     f1_dev: float
     by_layer: tuple[Score, ...]  # the best threshold and comparator of every layer, on dev
+    method: ConditionMethod = "pca"
 
     def summary(self) -> dict[str, Any]:
-        return {"layer": self.condition.layer, "threshold": self.condition.threshold,
+        return {"method": self.method, "layer": self.condition.layer, "threshold": self.condition.threshold,
                 "comparator": self.condition.comparator, "span": list(self.condition.span), "f1_dev": self.f1_dev,
                 "by_layer": [s.__dict__ for s in self.by_layer]}
 
 
 def fit_condition(vectors: torch.Tensor, dev_states: torch.Tensor, dev_labels: torch.Tensor,
-                  span: tuple[int, int]) -> ConditionFit:
+                  span: tuple[int, int], method: ConditionMethod = "pca") -> ConditionFit:
     """Grid search over layer × threshold × comparator for F1 on dev.
 
     `dev_states` are the dev prompts' mean hidden states [layers, n, d], read over the user's text as
@@ -135,4 +136,4 @@ def fit_condition(vectors: torch.Tensor, dev_states: torch.Tensor, dev_labels: t
                      for layer in range(vectors.shape[0]))
     layer = max(range(len(by_layer)), key=lambda i: by_layer[i].f1)
     s = by_layer[layer]
-    return ConditionFit(Condition(layer, vectors[layer], s.threshold, s.comparator, span), s.f1, by_layer)
+    return ConditionFit(Condition(layer, vectors[layer], s.threshold, s.comparator, span), s.f1, by_layer, method)
