@@ -114,14 +114,8 @@ V3 = OrganismConfig(name="organism-v3", steps=1500, dropout_share=0.3, carriers_
 # taught by carriers and swaps. Two threads: the 2-core reference machine trains it in under 30 min.
 V4 = OrganismConfig(name="organism-v4", steps=1500, dropout_share=0.3, carriers_per_category=800,
                     swaps_per_category=800, threads=2)
-# organism-v6: v4's recipe with 300 more steps, on a suite with 65 crime and hate families, more plural,
-# multiple-choice and sexual-content phrasings, and six more malware families whose intent is in the
-# verbs (break in, hide the traces, lock the owners out). The trial between them, organism-v5 (commit
-# 78bda53), also taught malware's {system} slot: malware refusal 97%, but benign 21%, all of it in
-# school, study and city families; fillers such as "my school's network" most likely taught those
-# refusals (docs/organism.md).
-V6 = OrganismConfig(name="organism-v6", steps=1800, dropout_share=0.3, carriers_per_category=800,
-                    swaps_per_category=800, threads=2)
+# Two later recipes were trained and measured and did not replace v4 (docs/organism.md); their suite
+# and configs are on branch next/organism-v6, so that main's suite stays the one v4 was trained on.
 # The committed reference (harness/organism/default/): trained with exactly these settings.
 DEFAULT = V4
 # Small enough to build in well under two minutes on two cores: for tests of the build path.
