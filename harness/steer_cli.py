@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                       condition_dev_per_category=args.condition_dev_per_category,
                       dev_per_category=args.dev_per_category, coefficients=args.coefficients, positions=args.positions,
                       target_refusal=args.target_refusal, max_layer_fraction=args.max_layer_fraction,
-                      kl_threshold=args.kl_threshold, condition_methods=tuple(args.condition_methods or defaults.condition_methods),
+                      kl_threshold=args.kl_threshold,
+                      condition_methods=tuple(args.condition_methods or SteerConfig.condition_methods),
                       max_new_tokens=args.max_new_tokens, seed=args.seed)
     model = registry.resolve_model(args.model)
     organism = registry.organism_config(model)

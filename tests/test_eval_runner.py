@@ -36,8 +36,9 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[Counting]:
     opened: list[Counting] = []
     real = provider.make_backend
 
-    def make_backend(name: str, model_path: Path, artifact: Path | None = None, engine: str = "hf") -> Generator:
-        opened.append(Counting(name, real(name, model_path, artifact, engine=engine)))
+    def make_backend(name: str, model_path: Path, artifact: Path | None = None, device: str = "cpu",
+                     engine: str = "hf") -> Generator:
+        opened.append(Counting(name, real(name, model_path, artifact, device=device, engine=engine)))
         return opened[-1]
 
     monkeypatch.setattr(provider, "make_backend", make_backend)

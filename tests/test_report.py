@@ -99,7 +99,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_file({"w@rows[0:1]": np.ones((1, 10), dtype=np.float32)}, str(patch))  # 10 of 1,000 parameters
     stubs = {"noop": noop_answers, "actadd": edited_answers, "cdelta": edited_answers}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(provider, "make_backend", lambda name, path, artifact=None, engine="hf": Stub(stubs[name]))
+        mp.setattr(provider, "make_backend", lambda name, path, artifact=None, device="cpu", engine="hf": Stub(stubs[name]))
         run_eval(EvalRequest(model=model, backends=tuple(stubs), log_dir=root / "logs", policy=POLICY, limit=LIMIT,
                              artifacts={"actadd": steering, "cdelta": patch}, batch_size=8),
                  display="none")

@@ -139,7 +139,8 @@ def test_the_inspect_provider_serves_the_vllm_engine(organism: Path, mixed: list
 
     opened: list[dict[str, object]] = []
 
-    def make_backend(name: str, model_path: Path, artifact: Path | None = None, engine: str = "hf") -> Borrowed:
+    def make_backend(name: str, model_path: Path, artifact: Path | None = None, device: str = "cpu",
+                     engine: str = "hf") -> Borrowed:
         opened.append({"name": name, "engine": engine})
         return Borrowed()
 
