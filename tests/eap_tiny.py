@@ -1,6 +1,8 @@
 """Tiny random models of every supported family and a word-level chat tokenizer, for the EAP-IG tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
@@ -54,6 +56,13 @@ def model(family: str, seed: int = 0, n_layers: int = 2) -> torch.nn.Module:
     torch.manual_seed(seed)
     m = AutoModelForCausalLM.from_config(config(family, n_layers), attn_implementation="eager")
     return m.eval()
+
+
+def checkpoint(folder: Path, family: str = "llama", seed: int = 0, n_layers: int = 2) -> Path:
+    """A tiny random model and the tiny tokenizer saved as a checkpoint folder, as backends load models."""
+    model(family, seed, n_layers).save_pretrained(folder)
+    tokenizer().save_pretrained(folder)
+    return folder
 
 
 def ids(*rows: list[int]) -> torch.Tensor:

@@ -20,10 +20,7 @@ LAYER = 1
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny.model("llama", seed=0, n_layers=3).save_pretrained(path)
-    tiny.tokenizer().save_pretrained(path)
-    return path
+    return tiny.checkpoint(tmp_path_factory.mktemp("tiny-llama"), n_layers=3)
 
 
 def vector(width: int) -> torch.Tensor:

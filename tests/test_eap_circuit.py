@@ -228,9 +228,7 @@ def test_localize_fingerprint_tracks_the_weights() -> None:
 
 
 def _model_dir(tmp_path):
-    folder = tmp_path / "model"
-    tiny.model("mistral").save_pretrained(folder)
-    tiny.tokenizer().save_pretrained(folder)
+    folder = tiny.checkpoint(tmp_path / "model", "mistral")
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"clean": p.clean, "corrupted": p.corrupted}) + "\n" for p in PAIRS))
     return folder, pairs

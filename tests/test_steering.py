@@ -30,10 +30,7 @@ SPAN = (2, 2)  # "<s> <|user|>" before the user's text, " <|end|> <|assistant|>"
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama (GQA, 3 layers, width 32) saved as a checkpoint folder, as backends load models."""
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny.model("llama", seed=0, n_layers=3).save_pretrained(path)
-    tiny.tokenizer().save_pretrained(path)
-    return path
+    return tiny.checkpoint(tmp_path_factory.mktemp("tiny-llama"), n_layers=3)
 
 
 @pytest.fixture(scope="module")

@@ -63,8 +63,7 @@ def test_an_artifact_of_the_organism_does_not_fit_another_model(fitted: Path, tm
     import eap_tiny as tiny
     from cdelta.errors import CdeltaError
 
-    tiny.model("llama").save_pretrained(tmp_path)
-    tiny.tokenizer().save_pretrained(tmp_path)
+    tiny.checkpoint(tmp_path)
     with pytest.raises(CdeltaError, match="not on .*its config differs"):
         make_backend("actadd", tmp_path, fitted / "actadd.json")
 
