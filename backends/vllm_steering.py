@@ -3,7 +3,7 @@
 The interventions are the transformers engine's own (`backends.steering`): the same vectors, the same
 condition. ActAdd adds its vectors to every request. CAST works in two passes, as it does on the
 transformers engine: a read of the prompts (prefill and one token, hooks that only read) gives each
-prompt's mean residual stream over the user's text at the condition layer, `Condition.holds_for_means`
+prompt's mean residual stream over the condition's read positions at the condition layer, `Condition.holds_for_means`
 decides per prompt, and the generation then adds the behaviour vectors to exactly the requests whose
 prompt met the condition, matched by prompt token ids inside vLLM's mixed batches. Either adds at every
 position or at the prompt's only, as the intervention says.
@@ -58,7 +58,7 @@ def cast_rows(llm: "LLM", cast: Cast, prompts: Sequence[list[int]]) -> torch.Ten
     from vllm.inputs import TokensPrompt
 
     condition = cast.condition
-    with worker_hooks(llm, read=(condition.layer, *condition.span)) as report:
+    with worker_hooks(llm, read=(condition.layer, *condition.span, condition.read)) as report:
         llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
                      SamplingParams(max_tokens=1, temperature=0.0, detokenize=False), use_tqdm=False)
     means = {tuple(ids): mean for ids, mean in report["reads"]}

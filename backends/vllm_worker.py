@@ -8,8 +8,9 @@ runner's request order and `query_start_loc`); the layer hooks then act per toke
 - add: the residual stream entering decoder layer l gets vectors[l], for every request or only for
   the requests whose prompt is marked to be steered (CAST), at every position or (prompt_only) at
   positions before the request's prompt length;
-- read: each request's residual stream entering one layer, summed over the user's text (the same
-  positions as on the transformers engine), for the CAST condition.
+- read: each request's residual stream entering one layer, summed over the condition's read positions
+  (the user's text, or the template's tokens after it: the same positions as on the transformers
+  engine), for the CAST condition.
 
 vLLM's Llama-family decoder layers are called as layer(positions, hidden, residual) and the residual
 stream is hidden + residual (residual is None before layer 0). An add hands the layer the steered
@@ -27,7 +28,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from cdelta.steering.hooks import added
-from cdelta.steering.residual import instruction_positions
+from cdelta.steering.residual import READS, Read, read_positions
 
 STEP_HOOK = "request map"
 
@@ -72,8 +73,14 @@ class Plan:
 
     additions: dict[int, torch.Tensor] = field(default_factory=dict)
     steered_prompts: set[tuple[int, ...]] | None = None  # None: steer every request
-    read: tuple[int, int, int] | None = None  # (layer, template tokens before, after the user's text)
+    read: tuple[int, int, int, Read] | None = None  # (layer, template tokens before, after the user's text, read)
     prompt_only: bool = False  # add at the prompt's positions only
+
+
+def _read(value: str) -> Read:
+    if value not in READS:
+        raise RuntimeError(f"cdelta steering: unknown read {value!r}; known: {', '.join(READS)}")
+    return value  # type: ignore[return-value]
 
 
 class SteeringWorker:
@@ -83,7 +90,7 @@ class SteeringWorker:
 
     def steering_install(self, additions: list[tuple[int, list[float]]] | None = None,
                          steered_prompts: list[list[int]] | None = None,
-                         read: tuple[int, int, int] | None = None, prompt_only: bool = False) -> None:
+                         read: tuple[int, int, int, str] | None = None, prompt_only: bool = False) -> None:
         """Register the hooks of one plan; any earlier plan's hooks are removed first. Plain lists travel
         through vLLM's RPC unchanged (fp32 values survive the round trip through Python floats)."""
         self.steering_remove()
@@ -92,7 +99,8 @@ class SteeringWorker:
             raise RuntimeError("cdelta steering needs vLLM's V1 model runner (VLLM_USE_V2_MODEL_RUNNER=0)")
         plan = Plan({int(layer): torch.tensor(v, dtype=torch.float32) for layer, v in additions or []},
                     None if steered_prompts is None else {tuple(p) for p in steered_prompts},
-                    None if read is None else (int(read[0]), int(read[1]), int(read[2])), bool(prompt_only))
+                    None if read is None else (int(read[0]), int(read[1]), int(read[2]), _read(read[3])),
+                    bool(prompt_only))
         self._steering_plan = plan
         self._steering_reads: dict[str, list[Any]] = {}  # request -> [prompt ids, sum, count]
         self._steering_rows: dict[str, bool] = {}
@@ -165,14 +173,14 @@ class SteeringWorker:
 
         return hook
 
-    def _steering_reader(self, name: str, before: int, after: int) -> Callable[[nn.Module, tuple], None]:
+    def _steering_reader(self, name: str, before: int, after: int, read: Read) -> Callable[[nn.Module, tuple], None]:
         def hook(module: nn.Module, args: tuple) -> None:
             positions, hidden, residual = layer_stream(args)
             assert self._steering_step is not None
             step = self._steering_step.padded(hidden.shape[0])
             stream = (hidden if residual is None else hidden + residual).float()
-            keep = (step.token_request >= 0) & instruction_positions(positions.long().cpu(), step.token_prompt_length,
-                                                                     before, after)
+            keep = (step.token_request >= 0) & read_positions(read, positions.long().cpu(), step.token_prompt_length,
+                                                              before, after)
             n = len(step.request_ids)
             owners = step.token_request[keep]
             sums = torch.zeros(n, stream.shape[-1]).index_add_(0, owners, stream[keep.to(stream.device)].cpu())

@@ -3,13 +3,15 @@
 - refusal direction: harmful = the always-refused categories, harmless = benign (train split); the
   layer filters run on benign dev prompts; the refusal score counts the opening tokens of the
   refusals the judge knows;
-- CAST condition: the target category against every other category (train pairs); vector method
-  (first principal component or difference of means), layer, threshold and comparator by F1 on the
-  dev split;
+- CAST condition: the target category against every other category (train prompts); read (the user's
+  text or the template's tokens after it), vector method (CAST's first principal component or
+  difference of means, or Fisher's discriminant), layer, threshold and comparator by F1 on the dev
+  split;
 - coefficient and positions (every position, or the prompt's only): swept together on a
   per-category dev sample, separately for ActAdd and for CAST; kept is the setting that gets the
   target category refused at the goal rate with the least collateral refusal of the answered
-  categories (else the one that refuses the target most). Adding at every position can push each
+  categories (at equal collateral, the one refusing the target more; else the one that refuses the
+  target most). Adding at every position can push each
   generated token towards a refusal opening until the text degenerates ("IIII…"), which the judge
   rightly does not count; the prompt-only setting leaves generated tokens unsteered. ActAdd's
   collateral refusal at its setting is the price of not being selective.
@@ -33,9 +35,10 @@ from cdelta.atomic import atomic_dir
 from cdelta.chat import template_span
 from cdelta.errors import CdeltaError
 from cdelta.graph.adapters import adapter_for
-from cdelta.steering import (POSITIONS, ModelRef, Positions, RefusalDirection, SteeringArtifact, condition_vectors,
-                             fit_condition, fit_refusal_direction, instruction_mean, read_prompts, save_artifact)
-from cdelta.steering.condition import ConditionFit, ConditionMethod
+from cdelta.steering import (POSITIONS, READS, ModelRef, Positions, Read, RefusalDirection, SteeringArtifact,
+                             condition_vectors, fit_condition, fit_refusal_direction, read_mean, read_prompts,
+                             save_artifact)
+from cdelta.steering.condition import CONDITION_METHODS, ConditionFit, ConditionMethod
 from harness.behaviour import measure
 from harness.policy_data import opening_ids, subsample
 from tasks.refusal_judge import REFUSAL_DIRECTION_PHRASES
@@ -55,7 +58,8 @@ class SteerConfig:
     target_refusal: float = 0.9
     max_layer_fraction: float = 0.8
     kl_threshold: float = 0.1
-    condition_methods: tuple[ConditionMethod, ...] = ("pca", "mean")
+    condition_methods: tuple[ConditionMethod, ...] = CONDITION_METHODS
+    condition_reads: tuple[Read, ...] = READS
     max_new_tokens: int = 24
     batch_size: int = 64
     seed: int = 0
@@ -66,8 +70,11 @@ class SteerConfig:
                               f"({', '.join(c for c in CATEGORIES if c not in ALWAYS_REFUSED)}); got {self.category!r}")
         if not self.coefficients or any(c <= 0 for c in self.coefficients):
             raise CdeltaError("steering coefficients must be positive numbers")
-        if not self.positions or any(p not in POSITIONS for p in self.positions):
-            raise CdeltaError(f"steering positions must be among {', '.join(POSITIONS)}; got {self.positions!r}")
+        for name, chosen, allowed in (("steering positions", self.positions, POSITIONS),
+                                      ("condition methods", self.condition_methods, CONDITION_METHODS),
+                                      ("condition reads", self.condition_reads, READS)):
+            if not chosen or any(c not in allowed for c in chosen):
+                raise CdeltaError(f"{name} must be among {', '.join(allowed)}; got {chosen!r}")
 
 
 @dataclass(frozen=True)
@@ -105,10 +112,11 @@ def _prompts(records: Sequence[PromptRecord], split: str, categories: Sequence[s
 
 def choose_setting(rows: Sequence[SweepRow], category: str, goal: float) -> SweepRow:
     """Of the settings whose target refusal meets the goal, the one with the least collateral refusal
-    (ties: the smaller coefficient); if none meets it, the one refusing the target most."""
+    (ties: the one refusing the target more, then the smaller coefficient); if none meets it, the one
+    refusing the target most."""
     reaching = [r for r in rows if r.refusal[category] >= goal]
     if reaching:
-        return min(reaching, key=lambda r: (r.collateral(category), r.coefficient))
+        return min(reaching, key=lambda r: (r.collateral(category), -r.refusal[category], r.coefficient))
     return max(rows, key=lambda r: (r.refusal[category], -r.collateral(category), -r.coefficient))
 
 
@@ -133,26 +141,34 @@ def fit_direction_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequ
                                  cfg.max_layer_fraction, cfg.kl_threshold, cfg.batch_size)
 
 
-def fit_condition_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequence[PromptRecord],
-                           cfg: SteerConfig) -> ConditionFit:
-    """Condition vectors from (target, other) train pairs; method, layer, threshold and comparator by F1
-    on dev (ties: the earlier method)."""
+def fit_conditions_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequence[PromptRecord],
+                            cfg: SteerConfig) -> list[ConditionFit]:
+    """One condition per read and method, from target and other train prompts, each with its layer, threshold
+    and comparator chosen by F1 on dev; in order (reads, then methods: CAST's own first)."""
     rng = random.Random(f"steer/condition/{cfg.seed}")
     layers = list(range(adapter_for(model).n_layers))
     others = [c for c in CATEGORIES if c != cfg.category]
     span = template_span(tokenizer)
-
-    def states(prompts: Sequence[str]) -> torch.Tensor:
-        return read_prompts(model, tokenizer, prompts, layers, instruction_mean(*span), cfg.batch_size)
-
-    target = states(_prompts(records, "train", [cfg.category], cfg.n_train, rng))
-    other = states(_prompts(records, "train", others, cfg.n_train, rng))
+    target_prompts = _prompts(records, "train", [cfg.category], cfg.n_train, rng)
+    other_prompts = _prompts(records, "train", others, cfg.n_train, rng)
     dev = subsample(records, "dev", cfg.condition_dev_per_category, cfg.seed)
     labels = torch.tensor([r.category == cfg.category for r in dev])
-    dev_states = states([r.prompt for r in dev])
-    fits = [fit_condition(condition_vectors(target, other, method), dev_states, labels, span, method)
-            for method in cfg.condition_methods]
-    return max(fits, key=lambda f: f.f1_dev)
+    fits = []
+    for read in cfg.condition_reads:
+        def states(prompts: Sequence[str]) -> torch.Tensor:
+            return read_prompts(model, tokenizer, prompts, layers, read_mean(read, *span), cfg.batch_size)
+
+        target, other, dev_states = states(target_prompts), states(other_prompts), states([r.prompt for r in dev])
+        fits += [fit_condition(condition_vectors(target, other, method), dev_states, labels, span, method, read)
+                 for method in cfg.condition_methods]
+    return fits
+
+
+def candidate_row(fit: ConditionFit) -> dict[str, Any]:
+    """What the artifact keeps of a condition that was tried: enough to see why the kept one won."""
+    c, best = fit.condition, fit.by_layer[fit.condition.layer]
+    return {"read": c.read, "method": c.method, "layer": c.layer, "f1_dev": fit.f1_dev,
+            "precision_dev": best.precision, "recall_dev": best.recall}
 
 
 def fit_steering(engine: HFEngine, model_name: str, records: Sequence[PromptRecord], cfg: SteerConfig,
@@ -163,7 +179,8 @@ def fit_steering(engine: HFEngine, model_name: str, records: Sequence[PromptReco
     say("[bold cyan]▶ refusal direction[/]: difference of means per layer, layer filters on benign dev")
     direction = fit_direction_on_suite(model, tokenizer, records, cfg)
     say(f"[bold cyan]▶ CAST condition[/] for {cfg.category}: grid search for F1 on dev")
-    condition = fit_condition_on_suite(model, tokenizer, records, cfg)
+    candidates = fit_conditions_on_suite(model, tokenizer, records, cfg)
+    condition = max(candidates, key=lambda f: f.f1_dev)  # ties: the earlier
     dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed)
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
     say(f"[bold cyan]▶ coefficient sweeps[/] on {len(dev)} dev prompts")
@@ -178,7 +195,9 @@ def fit_steering(engine: HFEngine, model_name: str, records: Sequence[PromptReco
     actadd = SteeringArtifact("actadd", ref, {layer: r}, pick_a.coefficient, positions=pick_a.positions,
                               fit={**common, "sweep_dev": [asdict(x) for x in actadd_rows]})
     cast = SteeringArtifact("cast", ref, {layer: r}, pick_c.coefficient, condition.condition, condition.f1_dev,
-                            fit={**common, "condition": condition.summary(), "sweep_dev": [asdict(x) for x in cast_rows]},
+                            fit={**common, "condition": condition.summary(),
+                                 "condition_candidates": [candidate_row(f) for f in candidates],
+                                 "sweep_dev": [asdict(x) for x in cast_rows]},
                             positions=pick_c.positions)
     return Fitted(actadd, cast, base)
 
@@ -208,15 +227,22 @@ def tables(fitted: Fitted) -> list[Table]:
         layers.add_row(str(c["layer"]), f"{c['norm']:.2f}",
                        "" if c["steering_score"] is None else f"{c['steering_score']:.2f}",
                        "" if c["kl"] is None else f"{c['kl']:.3f}", "yes" if c["kept"] else "no", c["reason"])
-    f1 = Table(title=f"CAST condition for {fit['target_category']} ({condition['method']} vectors): best threshold per "
-                     f"layer on dev; chosen layer "
+    f1 = Table(title=f"CAST condition for {fit['target_category']} ({condition['method']} vectors, "
+                     f"{condition['read']} read): best threshold per layer on dev; chosen layer "
                      f"{condition['layer']} ({condition['comparator']} {condition['threshold']:.4f}, F1 {condition['f1_dev']:.3f})")
     for col in ("layer", "comparator", "threshold", "F1", "precision", "recall"):
         f1.add_column(col)
     for layer, s in enumerate(condition["by_layer"]):
         f1.add_row(str(layer), s["comparator"], f"{s['threshold']:.4f}", f"{s['f1']:.3f}", f"{s['precision']:.3f}",
                    f"{s['recall']:.3f}")
-    out = [layers, f1]
+    tried = Table(title="CAST condition candidates: best layer of each read and method, on dev (kept: highest F1)")
+    for col in ("read", "method", "layer", "F1", "precision", "recall"):
+        tried.add_column(col)
+    for row in fit["condition_candidates"]:
+        kept = (row["read"], row["method"]) == (condition["read"], condition["method"])
+        tried.add_row(row["read"], row["method"] + (" *" if kept else ""), str(row["layer"]), f"{row['f1_dev']:.3f}",
+                      f"{row['precision_dev']:.3f}", f"{row['recall_dev']:.3f}")
+    out = [layers, tried, f1]
     categories = list(fitted.base_dev)
     for artifact in (fitted.actadd, fitted.cast):
         sweep = Table(title=f"{artifact.method}: dev refusal % by setting (chosen: {artifact.positions} positions, "

@@ -25,6 +25,8 @@ def _positions(text: str) -> tuple[str, ...]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from cdelta.steering import READS
+    from cdelta.steering.condition import CONDITION_METHODS
     from harness.steer import SteerConfig
 
     defaults = SteerConfig()
@@ -52,9 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="refusal-direction layers must lie below this fraction of the depth (%(default)s)")
     fit.add_argument("--kl-threshold", type=float, default=defaults.kl_threshold,
                      help="largest ablation KL on benign dev prompts a layer may have (%(default)s)")
-    fit.add_argument("--condition-method", choices=("pca", "mean"), action="append", dest="condition_methods",
-                     help="condition vector: first principal component of pair differences (pca) or difference of "
-                          "means (mean); repeat to try both, the better dev F1 is kept (default: both)")
+    fit.add_argument("--condition-method", choices=CONDITION_METHODS, action="append", dest="condition_methods",
+                     help="condition vector: CAST's first principal component of pair differences (pca) or "
+                          "difference of means (mean), scored by CAST's similarity, or Fisher's discriminant (lda), "
+                          "scored by projection; repeatable, the best dev F1 is kept (default: all three)")
+    fit.add_argument("--condition-read", choices=READS, action="append", dest="condition_reads",
+                     help="positions the condition averages: the user's text (instruction, as in CAST) or the "
+                          "template's tokens after it (post_instruction); repeatable (default: both)")
     fit.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                      help="tokens generated per dev prompt in the sweeps (%(default)s)")
     fit.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                       target_refusal=args.target_refusal, max_layer_fraction=args.max_layer_fraction,
                       kl_threshold=args.kl_threshold,
                       condition_methods=tuple(args.condition_methods or SteerConfig.condition_methods),
+                      condition_reads=tuple(args.condition_reads or SteerConfig.condition_reads),
                       max_new_tokens=args.max_new_tokens, seed=args.seed)
     model = registry.resolve_model(args.model)
     organism = registry.organism_config(model)

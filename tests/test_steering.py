@@ -16,9 +16,10 @@ from backends.steering import ActAdd, Cast
 from cdelta.chat import template_span
 from cdelta.errors import CdeltaError
 from cdelta.steering import (Condition, ModelRef, SteeringArtifact, ablating, adding, condition_vectors,
-                             fit_refusal_direction, instruction_mean, last_positions, load_artifact, read_prompts, refusal_score,
-                             save_artifact, similarity)
-from cdelta.steering.condition import best_threshold
+                             fit_refusal_direction, load_artifact, read_mean, read_prompts, refusal_score, save_artifact,
+                             similarity)
+from cdelta.steering.condition import best_threshold, condition_scores, fit_condition
+from cdelta.steering.residual import read_positions
 
 PROMPTS = ["w1 w2", "w3 w4 w5 w6 w7 w8", "w9", "w10 w11 w12", "Sure w13 w14 w15 w16", "I w17", "w18 w19 w20 w21",
            "Here w22"]
@@ -58,12 +59,14 @@ def no_hooks_left(model: nn.Module) -> bool:
     return all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
 
 
-def split_condition(model: nn.Module, tok) -> Condition:
-    """A condition that holds for about half of PROMPTS: threshold between the two middle similarities."""
+def split_condition(model: nn.Module, tok, method: str = "pca", read: str = "instruction") -> Condition:
+    """A condition that holds for about half of PROMPTS: threshold between the two middle scores."""
     vector = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(1))
-    sims = similarity(read_prompts(model, tok, PROMPTS, [LAYER], instruction_mean(*SPAN))[0], vector).sort().values
+    means = read_prompts(model, tok, PROMPTS, [LAYER], read_mean(read, *SPAN))[0]  # type: ignore[arg-type]
+    scores = condition_scores(means, vector, method).sort().values  # type: ignore[arg-type]
     middle = len(PROMPTS) // 2
-    return Condition(LAYER, vector, float(sims[middle - 1] + sims[middle]) / 2, "above", SPAN)
+    return Condition(LAYER, vector, float(scores[middle - 1] + scores[middle]) / 2, "above", SPAN, method,  # type: ignore[arg-type]
+                     read)  # type: ignore[arg-type]
 
 
 def behaviour(model: nn.Module, scale: float = 8.0) -> dict[int, torch.Tensor]:
@@ -75,15 +78,25 @@ def test_template_span_counts_the_tokens_around_the_users_text(tok):
     assert template_span(tok) == SPAN
 
 
-def test_instruction_mean_averages_exactly_the_users_tokens_of_a_left_padded_row():
-    hidden = torch.arange(8, dtype=torch.float32).view(1, 8, 1).repeat(2, 1, 1)
-    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]])
-    # row 0: real tokens at 2..7, user's text at 4..5; row 1: user's text at 2..5
-    torch.testing.assert_close(instruction_mean(*SPAN)(hidden, mask), torch.tensor([[4.5], [3.5]]))
-    torch.testing.assert_close(last_positions(2)(hidden, mask), torch.tensor([[6.5], [6.5]]))
+def test_reads_average_exactly_their_tokens_of_a_padded_row():
+    hidden = torch.arange(8, dtype=torch.float32).view(1, 8, 1).repeat(3, 1, 1)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0]])
+    # row 0: real tokens at 2..7, user's text at 4..5; row 1: user's text at 2..5; row 2 (right-padded): 2..3
+    torch.testing.assert_close(read_mean("instruction", *SPAN)(hidden, mask), torch.tensor([[4.5], [3.5], [2.5]]))
+    torch.testing.assert_close(read_mean("post_instruction", *SPAN)(hidden, mask), torch.tensor([[6.5], [6.5], [4.5]]))
 
 
-@pytest.mark.parametrize("reduce", [instruction_mean(*SPAN), last_positions(2)], ids=["instruction", "post_instruction"])
+def test_read_positions_of_a_flattened_batch_leave_out_generated_tokens():
+    index, length = torch.tensor([0, 1, 2, 3, 4, 5, 6]), torch.tensor(6)  # six prompt tokens, then a generated one
+    assert read_positions("instruction", index, length, *SPAN).tolist() == [False, False, True, True, False, False,
+                                                                            False]
+    assert read_positions("post_instruction", index, length, *SPAN).tolist() == [False] * 4 + [True, True, False]
+    with pytest.raises(CdeltaError, match="unknown read 'middle'"):
+        read_mean("middle", *SPAN)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reduce", [read_mean("instruction", *SPAN), read_mean("post_instruction", *SPAN)],
+                         ids=["instruction", "post_instruction"])
 def test_reads_in_a_padded_batch_equal_reads_alone(model, tok, reduce):
     batch = read_prompts(model, tok, PROMPTS, [0, 1, 2], reduce, batch_size=len(PROMPTS))
     alone = torch.cat([read_prompts(model, tok, [p], [0, 1, 2], reduce) for p in PROMPTS], dim=1)
@@ -171,6 +184,15 @@ def test_cast_decides_per_sequence_in_batches_of_any_size(model, tok):
     assert texts(engine, PROMPTS, batch_size=3) == texts(engine, PROMPTS)
 
 
+def test_a_discriminant_condition_read_after_the_instruction_decides_per_sequence(model, tok):
+    cast = Cast(split_condition(model, tok, "lda", "post_instruction"), behaviour(model))
+    engine = HFEngine(model, tok, cast)
+    together = texts(engine, PROMPTS)
+    rows = cast.last_rows
+    assert rows is not None and 0 < int(rows.sum()) < len(PROMPTS)
+    assert together == [texts(engine, [p])[0] for p in PROMPTS]
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 def test_a_hook_that_never_fires_is_an_error(model):
     with pytest.raises(CdeltaError, match="never fired"):
@@ -231,6 +253,30 @@ def test_similarity_is_cosine_of_h_and_tanh_of_its_projection():
     torch.testing.assert_close(similarity(h, c), expected)
 
 
+def test_the_discriminant_discounts_a_direction_that_varies_within_classes():
+    # the classes differ by 1 along dims 0 and 1, but dim 1 also varies ±3 within each class: Fisher's direction
+    # leans on dim 0, the plain difference of means weighs both alike
+    g = torch.Generator().manual_seed(4)
+    noise = torch.randn(1, 200, 4, generator=g) * torch.tensor([0.1, 3.0, 0.1, 0.1])
+    other = noise[:, :100]
+    target = noise[:, 100:] + torch.tensor([1.0, 1.0, 0.0, 0.0])
+    lda, mean = condition_vectors(target, other, "lda")[0], condition_vectors(target, other, "mean")[0]
+    assert lda[0] > 0.9 and abs(float(lda[1])) < 0.2
+    assert abs(float(mean[0]) - float(mean[1])) < 0.6
+
+
+def test_a_discriminant_condition_is_scored_by_projection_and_fitted_per_layer():
+    h, c = torch.tensor([[1.0, 2.0, -1.0], [0.0, -1.0, 3.0]]), torch.tensor([0.0, 1.0, 0.0])
+    torch.testing.assert_close(condition_scores(h, c, "lda"), torch.tensor([2.0, -1.0]))
+    torch.testing.assert_close(condition_scores(h, c, "pca"), similarity(h, c))
+    states = torch.stack([torch.zeros(4, 3), h.repeat(2, 1)])  # layer 0 tells nothing apart, layer 1 does
+    fit = fit_condition(torch.stack([c, c]), states, torch.tensor([True, False, True, False]), SPAN, "lda",
+                        "post_instruction")
+    condition = fit.condition
+    assert (condition.layer, condition.method, condition.read, fit.f1_dev) == (1, "lda", "post_instruction", 1.0)
+    assert fit.summary()["read"] == "post_instruction" and (condition.comparator, condition.threshold) == ("above", 0.5)
+
+
 def test_threshold_grid_search_finds_the_separating_cut_and_its_direction():
     sims = torch.tensor([0.1, 0.2, 0.25, 0.6, 0.7, 0.9])
     labels = torch.tensor([True, True, True, False, False, False])
@@ -253,6 +299,15 @@ def cast_artifact(model: nn.Module, tok, **changes) -> SteeringArtifact:
     fields = dict(method="cast", model=ModelRef.of(model, "tiny"), behaviour={LAYER: behaviour(model)[LAYER]},
                   coefficient=1.5, condition=split_condition(model, tok), f1_dev=0.75, fit={"note": "test"})
     return SteeringArtifact(**{**fields, **changes})
+
+
+def test_a_discriminant_conditions_method_and_read_survive_the_round_trip(model, tok, tmp_path):
+    condition = split_condition(model, tok, "lda", "post_instruction")
+    save_artifact(cast_artifact(model, tok, condition=condition), tmp_path)
+    loaded = load_artifact(tmp_path, "cast").condition
+    assert loaded is not None and (loaded.method, loaded.read) == ("lda", "post_instruction")
+    prompts_met = condition.holds_for_prompts(model, tok, PROMPTS)
+    assert loaded.holds_for_prompts(model, tok, PROMPTS).tolist() == prompts_met.tolist()
 
 
 def test_artifact_round_trip_and_backend(model, tok, model_dir, tmp_path):
@@ -316,5 +371,13 @@ def test_artifact_positions_and_old_schema_are_checked(model, tok, tmp_path):
     path = save_artifact(cast_artifact(model, tok), tmp_path)
     header = json.loads(path.read_text())
     path.write_text(json.dumps({**header, "schema_version": 1}))
-    with pytest.raises(CdeltaError, match="schema version 1; this cdelta reads 2"):
+    with pytest.raises(CdeltaError, match="schema version 1; this cdelta reads 2, 3: fit it again"):
+        load_artifact(path)
+    # a version-2 artifact (no condition method or read) is CAST's: similarity over the user's text
+    old = {k: v for k, v in header["condition"].items() if k not in ("method", "read")}
+    path.write_text(json.dumps({**header, "schema_version": 2, "condition": old}))
+    condition = load_artifact(path).condition
+    assert condition is not None and (condition.method, condition.read) == ("pca", "instruction")
+    path.write_text(json.dumps({**header, "condition": {**header["condition"], "read": "middle"}}))
+    with pytest.raises(CdeltaError, match="condition read 'middle' is not one of"):
         load_artifact(path)

@@ -28,7 +28,13 @@ def fitted(small_organism: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def test_fit_writes_both_artifacts_with_their_provenance(fitted: Path, small_organism: Path):
     assert {p.name for p in fitted.iterdir()} == {"actadd.json", "actadd.safetensors", "cast.json", "cast.safetensors"}
     cast = json.loads((fitted / "cast.json").read_text())
-    assert cast["schema_version"] == 2 and cast["method"] == "cast"
+    assert cast["schema_version"] == 3 and cast["method"] == "cast"
+    assert cast["condition"]["method"] in ("pca", "mean", "lda")
+    assert cast["condition"]["read"] in ("instruction", "post_instruction")
+    tried = cast["fit"]["condition_candidates"]
+    assert [(row["read"], row["method"]) for row in tried] == [
+        (r, m) for r in ("instruction", "post_instruction") for m in ("pca", "mean", "lda")]
+    assert cast["condition"]["f1_dev"] == max(row["f1_dev"] for row in tried)
     assert cast["model"]["fingerprint"] and cast["behaviour"]["layers"] == [1]
     assert cast["behaviour"]["coefficient"] in (1.0, 4.0)
     assert cast["condition"]["comparator"] in ("above", "below") and 0 <= cast["condition"]["f1_dev"] <= 1
@@ -77,6 +83,9 @@ def test_the_kept_setting_is_the_least_collateral_one_that_reaches_the_goal():
 
     rows = [row("all", 1.0, 0.95, 0.6), row("prompt", 1.0, 0.8, 0.0), row("prompt", 2.0, 0.92, 0.1),
             row("prompt", 3.0, 0.99, 0.1)]
-    assert choose_setting(rows, TARGET, 0.9) == rows[2]  # malware's refusal is not collateral
+    assert choose_setting(rows, TARGET, 0.9) == rows[3]  # malware's refusal is not collateral; at equal collateral,
+    # more target refusal wins, and at equal both the smaller coefficient
+    assert choose_setting([*rows, row("prompt", 4.0, 0.99, 0.1)], TARGET, 0.9) == rows[3]
+    assert choose_setting([*rows, row("all", 0.5, 0.91, 0.05)], TARGET, 0.9).coefficient == 0.5
     short = [row("all", 1.0, 0.5, 0.9), row("prompt", 1.0, 0.7, 0.2), row("prompt", 2.0, 0.7, 0.1)]
     assert choose_setting(short, TARGET, 0.9) == short[2]  # none reaches it: most target refusal, then least collateral

@@ -25,7 +25,8 @@ from backends.registry import make_backend
 from backends.steering import ActAdd, Cast, intervention_for
 from backends.vllm_engine import VLLMEngine
 from cdelta.errors import CdeltaError
-from cdelta.steering import Positions, load_artifact
+from cdelta.steering import Positions, load_artifact, read_mean, read_prompts
+from cdelta.steering.condition import condition_scores
 from harness.cli import main
 from harness.organism.config import DEFAULT
 from harness.organism.registry import resolve_model
@@ -103,6 +104,23 @@ def test_greedy_outputs_match_the_transformers_engine(backend: str, positions: P
     assert seen(vllm_engine.with_intervention(on_vllm).generate(mixed, PARAMS)) == seen(expected)
     if isinstance(on_hf, Cast):
         assert on_vllm.last_rows.tolist() == on_hf.last_rows.tolist()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("read", ["instruction", "post_instruction"])
+def test_both_condition_reads_decide_as_on_the_transformers_engine(read: str, fitted: Path, mixed: list[str],
+                                                                     hf_engine: HFEngine, vllm_engine: VLLMEngine) -> None:
+    """The fitted condition moved to `read` (Fisher-scored), its threshold at the median of the mixed prompts'
+    scores on transformers, so that the batch splits: vLLM's worker must read the same positions."""
+    artifact = load_artifact(fitted / "cast.json")
+    moved = dataclasses.replace(artifact.condition, read=read, method="lda")  # type: ignore[arg-type]
+    means = read_prompts(hf_engine.model, hf_engine.tokenizer, mixed, [moved.layer], read_mean(read, *moved.span))[0]  # type: ignore[arg-type]
+    split = dataclasses.replace(moved, threshold=float(condition_scores(means, moved.vector, "lda").median()),
+                                comparator="above")
+    on_hf, on_vllm = (Cast(split, artifact.additions(), artifact.positions) for _ in range(2))
+    expected = hf_engine.with_intervention(on_hf).generate(mixed, PARAMS)
+    assert seen(vllm_engine.with_intervention(on_vllm).generate(mixed, PARAMS)) == seen(expected)
+    rows = on_hf.last_rows.tolist()  # type: ignore[union-attr]
+    assert 0 < sum(rows) < len(mixed) and on_vllm.last_rows.tolist() == rows  # type: ignore[union-attr]
 
 
 def test_cast_in_a_mixed_batch_gives_each_prompt_what_it_gets_alone(fitted: Path, mixed: list[str],

@@ -7,10 +7,10 @@ from cdelta.steering.artifact import METHODS, ModelRef, SteeringArtifact, load_a
 from cdelta.steering.condition import Condition, ConditionFit, condition_vectors, fit_condition, similarity
 from cdelta.steering.hooks import POSITIONS, Positions, ablating, adding
 from cdelta.steering.refusal import RefusalDirection, fit_refusal_direction, refusal_score
-from cdelta.steering.residual import instruction_mean, last_positions, read_batch, read_prompts
+from cdelta.steering.residual import READS, Read, read_batch, read_mean, read_prompts
 
 __all__ = [
-    "METHODS", "POSITIONS", "Condition", "ConditionFit", "ModelRef", "Positions", "RefusalDirection", "SteeringArtifact", "ablating", "adding",
-    "condition_vectors", "fit_condition", "fit_refusal_direction", "instruction_mean", "last_positions",
-    "load_artifact", "read_batch", "read_prompts", "refusal_score", "save_artifact", "similarity",
+    "METHODS", "POSITIONS", "READS", "Condition", "ConditionFit", "ModelRef", "Positions", "Read", "RefusalDirection",
+    "SteeringArtifact", "ablating", "adding", "condition_vectors", "fit_condition", "fit_refusal_direction",
+    "load_artifact", "read_batch", "read_mean", "read_prompts", "refusal_score", "save_artifact", "similarity",
 ]

@@ -3,7 +3,7 @@
 `<method>.safetensors` holds the behaviour vectors (`behaviour.layer<L>`, unscaled) and, for CAST, the
 condition vector (`condition.layer<L>`); `<method>.json` holds the schema version, the model the
 vectors were fitted on (fingerprint over every parameter), the chosen layers, the coefficient, the positions it is added at, the
-condition's threshold, comparator and dev F1, the fit's dev tables, and the vectors file's sha256.
+condition's method, read, threshold, comparator and dev F1, the fit's dev tables, and the vectors file's sha256.
 Each file is written atomically; the JSON, written last, names the vectors file it belongs to.
 Before a model is steered the artifact is checked against it: same fingerprint, vectors as wide as
 its residual stream, layers that exist, and (CAST) the same chat-template span around the user's text.
@@ -27,10 +27,12 @@ from cdelta.errors import CdeltaError
 from cdelta.fingerprint import config_sha256, fingerprint
 from cdelta.graph.adapters import adapter_for
 from cdelta.provenance import library_versions, sha256_file
-from cdelta.steering.condition import COMPARATORS, Condition
+from cdelta.steering.condition import COMPARATORS, CONDITION_METHODS, Condition
 from cdelta.steering.hooks import POSITIONS, Positions, check_vector
+from cdelta.steering.residual import READS
 
-SCHEMA_VERSION = 2  # 2: the behaviour records the positions it is added at
+SCHEMA_VERSION = 3  # 2: the behaviour records its positions; 3: the condition records its method and read
+READABLE_SCHEMAS = (2, 3)  # a version-2 condition is CAST's: scored by similarity, read over the user's text
 FORMAT = "cdelta.steering"
 Method = Literal["actadd", "cast"]
 METHODS: tuple[Method, ...] = ("actadd", "cast")
@@ -118,7 +120,8 @@ def _header(artifact: SteeringArtifact, vectors_file: str, vectors_sha256: str) 
         "model": asdict(artifact.model),
         "behaviour": {"layers": sorted(artifact.behaviour), "coefficient": artifact.coefficient,
                       "positions": artifact.positions},
-        "condition": None if condition is None else {"layer": condition.layer, "threshold": condition.threshold,
+        "condition": None if condition is None else {"method": condition.method, "read": condition.read,
+                                                     "layer": condition.layer, "threshold": condition.threshold,
                                                      "comparator": condition.comparator, "span": list(condition.span),
                                                      "f1_dev": artifact.f1_dev},
         "vectors": {"file": vectors_file, "sha256": vectors_sha256},
@@ -163,9 +166,9 @@ def load_artifact(path: str | Path, method: Method | None = None) -> SteeringArt
         raise CdeltaError(f"cannot read steering artifact {meta_path}: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CdeltaError(f"{meta_path} is not a cdelta steering artifact (format {FORMAT!r})")
-    if header.get("schema_version") != SCHEMA_VERSION:
+    if header.get("schema_version") not in READABLE_SCHEMAS:
         raise CdeltaError(f"{meta_path} has schema version {header.get('schema_version')!r}; this cdelta reads "
-                          f"{SCHEMA_VERSION}")
+                          f"{', '.join(map(str, READABLE_SCHEMAS))}: fit it again with `cdelta steer fit`")
     if method is not None and header.get("method") != method:
         raise CdeltaError(f"{meta_path} is a {header.get('method')} artifact, not {method}")
     try:
@@ -181,7 +184,9 @@ def load_artifact(path: str | Path, method: Method | None = None) -> SteeringArt
             coefficient=float(header["behaviour"]["coefficient"]),
             condition=None if condition is None else Condition(
                 int(condition["layer"]), tensors[f"condition.layer{condition['layer']}"], float(condition["threshold"]),
-                _comparator(condition["comparator"]), _span(condition["span"])),
+                _one_of(condition["comparator"], COMPARATORS, "comparator"), _span(condition["span"]),
+                _one_of(condition.get("method", "pca"), CONDITION_METHODS, "condition method"),
+                _one_of(condition.get("read", "instruction"), READS, "condition read")),
             f1_dev=None if condition is None else condition.get("f1_dev"),
             fit=dict(header.get("fit", {})),
             positions=header["behaviour"]["positions"],
@@ -192,9 +197,9 @@ def load_artifact(path: str | Path, method: Method | None = None) -> SteeringArt
     return artifact
 
 
-def _comparator(value: object) -> Any:
-    if value not in COMPARATORS:
-        raise ValueError(f"comparator {value!r} is not one of {COMPARATORS}")
+def _one_of(value: object, allowed: tuple[str, ...], what: str) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{what} {value!r} is not one of {allowed}")
     return value
 
 

@@ -21,7 +21,7 @@ from cdelta.chat import encode_chat, position_ids, template_span
 from cdelta.errors import CdeltaError
 from cdelta.graph.adapters import adapter_for
 from cdelta.steering.hooks import ablating, adding
-from cdelta.steering.residual import last_positions, read_prompts
+from cdelta.steering.residual import read_mean, read_prompts
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def diff_in_means(model: nn.Module, tokenizer: Any, harmful: Sequence[str], harm
                   batch_size: int = 64) -> torch.Tensor:
     """r_l for every layer: [layers, d]."""
     layers = list(range(adapter_for(model).n_layers))
-    reduce = last_positions(template_span(tokenizer)[1])
+    reduce = read_mean("post_instruction", *template_span(tokenizer))
     bad = read_prompts(model, tokenizer, harmful, layers, reduce, batch_size).mean(dim=1)
     good = read_prompts(model, tokenizer, harmless, layers, reduce, batch_size).mean(dim=1)
     return bad - good

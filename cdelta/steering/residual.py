@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -21,32 +21,34 @@ Reduction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(hidden [b, p, d], attention_mask [b, p]) -> one vector per sequence [b, d]."""
 
 
-def last_positions(n: int) -> Reduction:
-    """Mean over the last `n` positions: the post-instruction tokens of a left-padded batch."""
-
-    def reduce(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if bool((attention_mask[:, -n:] == 0).any()):
-            raise CdeltaError(f"a prompt is shorter than the {n} post-instruction positions, or the batch is not "
-                              "left-padded")
-        return hidden[:, -n:].float().mean(dim=1)
-
-    return reduce
+Read = Literal["instruction", "post_instruction"]
+READS: tuple[Read, ...] = ("instruction", "post_instruction")
+"""Which positions a read averages: the user's text, or the chat template's tokens after it (the
+assistant header), where the model has read the whole prompt and prepares its answer."""
 
 
-def instruction_positions(index: torch.Tensor, length: torch.Tensor, before: int, after: int) -> torch.Tensor:
-    """Which token positions hold the user's text: a prompt of `length` tokens less the template's first
-    `before` and last `after`. Shared by every engine, whatever its batch layout (padded or flattened)."""
-    return (index >= before) & (index < length - after)
+def read_positions(read: Read, index: torch.Tensor, length: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    """Which token positions a read averages, for a prompt of `length` tokens whose template writes `before`
+    tokens before the user's text and `after` after it. Shared by every engine, whatever its batch layout
+    (padded or flattened): `index` is each token's position in its own prompt."""
+    if read == "instruction":
+        return (index >= before) & (index < length - after)
+    if read == "post_instruction":
+        return (index >= length - after) & (index < length)
+    raise CdeltaError(f"unknown read {read!r}; use one of {', '.join(READS)}")
 
 
-def instruction_mean(before: int, after: int) -> Reduction:
-    """Mean over the user's text: each sequence's real tokens less the template's first `before` and last
-    `after` (the same for every prompt, they would only blur what tells prompts apart)."""
+def read_mean(read: Read, before: int, after: int) -> Reduction:
+    """Mean over a read's positions of each sequence's real tokens (left or right padding alike); the
+    template's tokens the read leaves out are the same for every prompt and would only blur what tells
+    prompts apart."""
+    if read not in READS:
+        raise CdeltaError(f"unknown read {read!r}; use one of {', '.join(READS)}")
 
     def reduce(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         real = attention_mask.long()
         index = real.cumsum(-1) - 1  # position among the sequence's real tokens
-        keep = (real > 0) & instruction_positions(index, real.sum(-1, keepdim=True), before, after)
+        keep = (real > 0) & read_positions(read, index, real.sum(-1, keepdim=True), before, after)
         mask = keep.to(torch.float32).unsqueeze(-1)
         return (hidden.float() * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
