@@ -120,14 +120,31 @@ def choose_setting(rows: Sequence[SweepRow], category: str, goal: float) -> Swee
     return max(rows, key=lambda r: (r.refusal[category], -r.collateral(category), -r.coefficient))
 
 
-def _refusal_rates(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams) -> dict[str, float]:
-    return {c: r.value for c, r in measure(engine, dev, params, show_progress=False).refusal.items()}
+def _refused(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams) -> dict[str, bool]:
+    """Per prompt id: did the judge see a refusal?"""
+    return {str(x["id"]): bool(x["refused"]) for x in measure(engine, dev, params, show_progress=False).samples}
+
+
+def _rates(dev: Sequence[PromptRecord], refused: dict[str, bool]) -> dict[str, float]:
+    by_category: dict[str, list[bool]] = {}
+    for r in dev:
+        by_category.setdefault(r.category, []).append(refused[r.id])
+    return {c: sum(v) / len(v) for c, v in by_category.items()}
 
 
 def _sweep(engine: HFEngine, dev: Sequence[PromptRecord], params: GenerationParams, cfg: SteerConfig,
-           make: Callable[[float, Positions], Intervention]) -> list[SweepRow]:
-    return [SweepRow(p, c, _refusal_rates(engine.with_intervention(make(c, p)), dev, params))
-            for p in cfg.positions for c in cfg.coefficients]
+           make: Callable[[float, Positions], Intervention], base: dict[str, bool],
+           steered: Sequence[PromptRecord] | None = None) -> list[SweepRow]:
+    """Dev refusal at every setting. `steered`: the only prompts the intervention can change (CAST leaves a
+    prompt that fails its condition exactly as noop answers it, per sequence whatever the batch: tested in
+    tests/test_steering.py), so only they are generated again; the others keep their base answers."""
+    again = dev if steered is None else steered
+    rows = []
+    for p in cfg.positions:
+        for c in cfg.coefficients:
+            answers = {**base, **(_refused(engine.with_intervention(make(c, p)), again, params) if again else {})}
+            rows.append(SweepRow(p, c, _rates(dev, answers)))
+    return rows
 
 
 def fit_direction_on_suite(model: torch.nn.Module, tokenizer: Any, records: Sequence[PromptRecord],
@@ -184,10 +201,13 @@ def fit_steering(engine: HFEngine, model_name: str, records: Sequence[PromptReco
     dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed)
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
     say(f"[bold cyan]▶ coefficient sweeps[/] on {len(dev)} dev prompts")
-    base = _refusal_rates(engine, dev, params)
+    base_answers = _refused(engine, dev, params)
+    base = _rates(dev, base_answers)
     layer, r = direction.layer, direction.vector
-    actadd_rows = _sweep(engine, dev, params, cfg, lambda c, p: ActAdd({layer: c * r}, p))
-    cast_rows = _sweep(engine, dev, params, cfg, lambda c, p: Cast(condition.condition, {layer: c * r}, p))
+    actadd_rows = _sweep(engine, dev, params, cfg, lambda c, p: ActAdd({layer: c * r}, p), base_answers)
+    met = condition.condition.holds_for_prompts(model, tokenizer, [x.prompt for x in dev]).tolist()
+    cast_rows = _sweep(engine, dev, params, cfg, lambda c, p: Cast(condition.condition, {layer: c * r}, p),
+                       base_answers, [x for x, m in zip(dev, met) if m])
     ref = ModelRef.of(model, model_name)
     common = {"target_category": cfg.category, "config": asdict(cfg), "refusal_direction": direction.summary(),
               "base_dev_refusal": base}

@@ -89,3 +89,27 @@ def test_the_kept_setting_is_the_least_collateral_one_that_reaches_the_goal():
     assert choose_setting([*rows, row("all", 0.5, 0.91, 0.05)], TARGET, 0.9).coefficient == 0.5
     short = [row("all", 1.0, 0.5, 0.9), row("prompt", 1.0, 0.7, 0.2), row("prompt", 2.0, 0.7, 0.1)]
     assert choose_setting(short, TARGET, 0.9) == short[2]  # none reaches it: most target refusal, then least collateral
+
+
+def test_the_cast_sweep_regenerating_only_the_prompts_that_meet_the_condition_is_exact(fitted: Path,
+                                                                                        small_organism: Path):
+    from backends.hf_engine import HFEngine
+    from backends.steering import Cast
+    from harness.steer import SteerConfig, _rates, _refused, _sweep
+
+    records = [r for r in generate_suite(SMALL.suite_seed, SMALL.suite_counts) if r.split == "dev"]
+    dev = [r for r in records if r.category == TARGET][:12] + [r for r in records if r.category != TARGET][::53][:24]
+    artifact = load_artifact(fitted / "cast.json")
+    engine = HFEngine.from_path(small_organism)
+    params = GenerationParams(max_new_tokens=8, batch_size=16)
+    cfg = SteerConfig(coefficients=(artifact.coefficient, 4.0), positions=("all",))
+    base = _refused(engine, dev, params)
+
+    def make(c: float, p: str) -> Cast:
+        return Cast(artifact.condition, {1: c * artifact.behaviour[1]}, p)  # type: ignore[arg-type]
+
+    met = artifact.condition.holds_for_prompts(engine.model, engine.tokenizer, [r.prompt for r in dev]).tolist()  # type: ignore[union-attr]
+    assert 0 < sum(met) < len(dev)
+    full = _sweep(engine, dev, params, cfg, make, base)
+    assert _sweep(engine, dev, params, cfg, make, base, [r for r, m in zip(dev, met) if m]) == full
+    assert any(row.refusal != _rates(dev, base) for row in full), "the steering must change some answer"
