@@ -31,7 +31,7 @@ from harness.edit_study import StudyConfig, run_study
 from harness.evaluation.fingerprints import path_fingerprint
 from harness.evaluation.runner import DEFAULT_TASKS, EvalRequest, run_eval
 from harness.reporting.cli import make_report
-from harness.reporting.schema import dump_json_model
+from harness.reporting.schema import BENCH_SCHEMA, dump_json_model
 from harness.steer import SteerConfig, fit_steering, write_artifacts
 from harness.study_report import write_report
 from tasks.suite.records import PromptRecord
@@ -178,8 +178,9 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
                                             artifacts={b: a for b, a in artifacts.items() if b in served},
                                             engine=p.engine, device=p.device, **asdict(p.bench)))
             atomic_write_text(bench_path, dump_json_model(result))
-        _stage(p.out / "bench", "serving bench", {**base, **keys, "bench": asdict(p.bench), "backends": served},
-               bench, console)
+        key = {**base, **keys, "bench": asdict(p.bench), "backends": served,
+               "schema": BENCH_SCHEMA}  # a bench.json of an earlier schema is redone, not reused
+        _stage(p.out / "bench", "serving bench", key, bench, console)
 
     study = p.out / "study" / "study.json"
     return make_report(p.out / "logs", p.out / "report", bench=bench_path, benign_kl=kl_path,

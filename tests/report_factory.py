@@ -28,9 +28,11 @@ def result(backend: str, target: float = 0.9, off: float = 0.02, over: float = 0
     )
 
 
-def serving(tokens_per_s: float, p50: float) -> BenchBackend:
+def serving(tokens_per_s: float, p50: float, ratio: float | None = None) -> BenchBackend:
+    """A bench at batch size 1; `ratio` is tokens/s against noop's, as a non-noop backend has it."""
     point = BenchPoint(batch_size=1, repeats=3, output_tokens_per_s=tokens_per_s, latency_p50_s=p50,
-                       latency_p95_s=p50 * 1.2, ttft_p50_s=None, peak_memory_mb=100.0, hook_overhead_per_step_ms=None)
+                       latency_p95_s=p50 * 1.2, ttft_p50_s=None, peak_memory_mb=100.0, hook_overhead_per_step_ms=None,
+                       throughput_ratio_vs_noop=ratio, throughput_ratio_range=None if ratio is None else (ratio, ratio))
     return BenchBackend(backend="x", artifact=None, points=[point])
 
 

@@ -89,6 +89,7 @@ def test_report_numbers_are_the_logs_counts(demo_run: Path):
             assert (result["refusal"][category]["k"], result["refusal"][category]["n"]) == (k, n), category
     bench = json.loads((demo_run / "bench" / "bench.json").read_text())
     assert {b["backend"] for b in bench["backends"]} == {"noop", "actadd", "cast", "cdelta"}
+    assert (bench["schema"], bench["schedule"]) == (2, "rounds")  # the demo's engine is hf: paired rounds
     kl = json.loads((demo_run / "benign_kl" / "benign_kl.json").read_text())
     for result in report["backends"]:
         assert result["benign_kl"] == kl["backends"][result["backend"]]

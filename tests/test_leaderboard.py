@@ -58,7 +58,7 @@ def test_policies_are_separate_sections() -> None:
 
 
 def test_markdown_html_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    edit = result("cdelta", parameters_changed=0.048, serving=serving(120.5, 0.25),
+    edit = result("cdelta", parameters_changed=0.048, serving=serving(120.5, 0.25, ratio=0.99),
                   break_even_requests={"actadd": 1234.0, "cast": None})
     paths = [write(tmp_path, report("run<1>", [result("noop", target=0.1), edit])),
              write(tmp_path, report("rel", [result("noop"), result("cdelta", target=0.2)],
@@ -71,7 +71,7 @@ def test_markdown_html_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "## refuse:health_consultation (targets: health_consultation)" in md
     assert "## release:legal_opinion (targets: legal_opinion)" in md
     assert "| 1 | run<1> | cdelta | 0.880 | 90.0% [85.1, 93.4] (n=200) | 2.0 pts | 10.0% | 80.0% | 1.000 | 4.80% " \
-           "| 120.5 | 0.250 s | vs actadd: 1,234; vs cast: – |" in md
+           "| 120.5 | 0.99 | 0.250 s | vs actadd: 1,234; vs cast: – |" in md
     release_table = md.split("## release:legal_opinion")[1]
     assert "tokens/s" not in release_table  # no serving data in that section: the column is left out
     assert "| 1 | rel | cdelta | 0.780 |" in release_table
@@ -88,6 +88,7 @@ def test_markdown_html_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str
     top = rows[0]
     assert float(top["score"]) == pytest.approx(0.88) and top["target_refusal_n"] == "200"
     assert top["parameters_changed"] == "0.048" and top["tokens_per_s_batch1"] == "120.5"
+    assert top["throughput_ratio_vs_noop_batch1"] == "0.99" and rows[1]["throughput_ratio_vs_noop_batch1"] == ""
     assert top["break_even_vs_actadd"] == "1234.0" and top["break_even_vs_cast"] == ""
 
 

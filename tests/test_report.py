@@ -108,12 +108,16 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_artifacts(root: Path, model_sha: str) -> None:
+    def ratio(name: str) -> dict[str, object]:
+        r = LATENCY["noop"] / LATENCY[name]
+        return {} if name == "noop" else {"throughput_ratio_vs_noop": r, "throughput_ratio_range": (r - 0.02, r + 0.01)}
+
     points = {name: BenchPoint(batch_size=1, repeats=3, output_tokens_per_s=8 / latency, latency_p50_s=latency,
                                latency_p95_s=latency * 1.2, ttft_p50_s=None, peak_memory_mb=100.0,
-                               hook_overhead_per_step_ms=None) for name, latency in LATENCY.items()}
-    bench = BenchFile(engine="hf", model="stub", model_fingerprint=model_sha, prompts=8, max_new_tokens=8, threads=1,
-                      device="cpu", versions={}, backends=[BenchBackend(backend=n, artifact=None, points=[p])
-                                                           for n, p in points.items()])
+                               hook_overhead_per_step_ms=None, **ratio(name)) for name, latency in LATENCY.items()}
+    bench = BenchFile(schedule="rounds", engine="hf", model="stub", model_fingerprint=model_sha, prompts=8,
+                      max_new_tokens=8, threads=1, device="cpu", versions={},
+                      backends=[BenchBackend(backend=n, artifact=None, points=[p]) for n, p in points.items()])
     (root / "bench.json").write_text(dump_json_model(bench))
     kl = BenignKLFile(model="stub", model_fingerprint=model_sha, prompts=40, split="test", versions={},
                       backends={name: MeanStat(value=v, n=40, ci95=(v / 2, 2 * v) if v else None)
@@ -200,6 +204,8 @@ def test_report_counts_equal_the_logs(run_dir: Path, tmp_path: Path) -> None:
     markdown = (out / "report.md").read_text()
     assert f"{score:.3f}" in markdown and "health_consultation (target)" in markdown
     assert f"(n={cdelta.target_refusal.n})" in markdown and "2,000" in markdown
+    assert "| 53.3 | 0.67 [0.65–0.68] | 0.150 s |" in markdown  # actadd: tok/s, its ratio vs noop, latency
+    assert "unpaired" not in markdown  # a bench of paired rounds
 
     for png in ("refusal_heatmap", "selectivity_capability", "serving", "circuit_heatmap", "faithfulness",
                 "k_sweep_circuit"):
@@ -220,6 +226,14 @@ def test_benign_kl_is_carried_per_backend_and_must_be_of_the_same_model(run_dir:
     other.write_text((run_dir / "benign_kl.json").read_text().replace(path_fingerprint(run_dir / "model"), "0" * 64))
     with pytest.raises(CdeltaError, match="benign_kl.json measured model stub .* pass the benign KL of the same model"):
         report([str(run_dir / "logs"), "-o", str(tmp_path / "bad"), "--benign-kl", str(other)])
+
+
+def test_ratios_of_a_sequential_bench_are_noted_as_unpaired(run_dir: Path, tmp_path: Path) -> None:
+    bench = tmp_path / "bench.json"
+    bench.write_text((run_dir / "bench.json").read_text().replace('"schedule": "rounds"', '"schedule": "sequential"'))
+    assert report([str(run_dir / "logs"), "-o", str(tmp_path / "out"), "--bench", str(bench)]) == 0
+    notes = (tmp_path / "out" / "report.md").read_text().split("## Notes")[1]
+    assert "schedule sequential" in notes and "ratios are unpaired" in notes
 
 
 def test_without_noop_or_bench_the_comparisons_are_absent(run_dir: Path, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         model=resolve_model(args.model),
         backends=args.backends, artifacts=parse_artifacts(args.artifact), engine=args.engine,
         batch_sizes=args.batch_sizes, repeats=args.repeats, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
-        prompts=args.prompts, shape=args.shape, threads=args.threads, device=args.device,
+        prompts=args.prompts, shape=args.shape, threads=args.threads, device=args.device, schedule=args.schedule,
     )
     bench = run_bench(request, show_progress=not args.no_progress)
     atomic_write_text(out, dump_json_model(bench))
@@ -69,6 +69,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", metavar="CONFIG",
                         help="measure a randomly initialised model of this shape instead of --model: a built-in name "
                              "(qwen2.5-0.5b) or a Hugging Face config.json; cost only, no artifacts")
+    parser.add_argument("--schedule", choices=("rounds", "sequential"),
+                        help="rounds: every backend's worker loaded at once, each round one timed run per backend, "
+                             "ratios vs noop paired by round; sequential: one backend after another (unpaired "
+                             "ratios), for vLLM on a GPU, where engines cannot share the GPU (default: sequential "
+                             "for vLLM on CUDA, else rounds)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1: stable timings)")
     parser.add_argument("-o", "--out", required=True, help="bench.json to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")

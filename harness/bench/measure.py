@@ -1,4 +1,5 @@
-"""Timing one backend at one batch size, in this process: warm-up runs, then timed runs, then medians.
+"""Timing one run of one backend at one batch size, in this process (the worker's); the parent makes
+medians and comparisons of the runs (runs.py).
 
 A run is one pass over the fixed prompts in batches of the batch size, one `generate` call per batch,
 every request forced to exactly `max_new_tokens` output tokens (end of sequence suppressed until
@@ -7,45 +8,16 @@ the `generate` call of its batch (chat rendering and tokenization included, as a
 """
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-import numpy as np
 from torch import nn
 
 from backends.generation import GenerationParams, Generator
 from backends.hf_engine import HFEngine
 from cdelta.errors import CdeltaError
-from harness.bench.memory import peak_mb, reset_peak
-from harness.reporting.schema import BenchPoint
-
-
-@dataclass(frozen=True)
-class Batch:
-    requests: int
-    seconds: float  # wall time of its generate call
-    ttft: float | None  # from the call to the first logits; None where the engine does not show them
-
-
-@dataclass(frozen=True)
-class Run:
-    """One pass over the prompts."""
-
-    seconds: float
-    output_tokens: int
-    batches: tuple[Batch, ...]
-
-    def latencies(self) -> list[float]:
-        """Per request: the wall time of the batch it was in."""
-        return [b.seconds for b in self.batches for _ in range(b.requests)]
-
-    def ttfts(self) -> list[float] | None:
-        if any(b.ttft is None for b in self.batches):
-            return None
-        return [b.ttft for b in self.batches for _ in range(b.requests)]  # type: ignore[misc]
+from harness.bench.runs import Batch, Run
 
 
 class FirstLogitsClock:
@@ -107,32 +79,3 @@ def time_run(backend: Generator, prompts: Sequence[str], params: GenerationParam
         first = None if clock is None or clock.first is None else clock.first - called
         batches.append(Batch(len(chunk), seconds, first))
     return Run(time.perf_counter() - began, tokens, tuple(batches))
-
-
-def measure_point(backend: Generator, prompts: Sequence[str], batch_size: int, max_new_tokens: int,
-                  warmup: int, repeats: int, on_run: Callable[[], None] | None = None,
-                  device: str = "cpu") -> BenchPoint:
-    """Medians over `repeats` timed runs after `warmup` untimed ones; peak memory over all of them."""
-    if repeats < 1:
-        raise CdeltaError(f"--repeats must be at least 1, got {repeats}")
-    params = forced_params(max_new_tokens, batch_size)
-    reset_peak(device)
-    runs = []
-    with first_logits_clock(backend) as clock:
-        for i in range(warmup + repeats):
-            run = time_run(backend, prompts, params, clock)
-            if i >= warmup:
-                runs.append(run)
-            if on_run is not None:
-                on_run()
-    ttfts = [t for t in (r.ttfts() for r in runs) if t is not None]
-    return BenchPoint(
-        batch_size=batch_size,
-        repeats=repeats,
-        output_tokens_per_s=statistics.median(r.output_tokens / r.seconds for r in runs),
-        latency_p50_s=statistics.median(float(np.percentile(r.latencies(), 50)) for r in runs),
-        latency_p95_s=statistics.median(float(np.percentile(r.latencies(), 95)) for r in runs),
-        ttft_p50_s=statistics.median(float(np.percentile(t, 50)) for t in ttfts) if len(ttfts) == len(runs) else None,
-        peak_memory_mb=peak_mb(device),
-        hook_overhead_per_step_ms=None,
-    )

@@ -1,15 +1,13 @@
-"""Runs the benchmark: one fresh worker process per backend, all on the same prompts, then the
-overhead of each backend against noop at the same batch size, as one BenchFile."""
+"""Runs the benchmark: a worker process per backend, all on the same prompts, driven through a
+schedule (paired rounds, or one backend after another), then each backend's points against noop at
+the same batch size, as one BenchFile."""
 from __future__ import annotations
 
 import gc
-import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +15,13 @@ from pathlib import Path
 from cdelta.errors import CdeltaError
 from cdelta.progress import progress_bar
 from cdelta.provenance import library_versions
+from harness.bench.drive import Measured, drive
 from harness.bench.prompts import DEFAULT_PROMPTS, bench_prompts
-from harness.bench.worker import BenchJob
+from harness.bench.runs import Run, bench_point
+from harness.bench.schedule import SCHEDULES
+from harness.bench.worker import WorkerSetup
 from harness.evaluation.fingerprints import path_fingerprint
 from harness.reporting.schema import BenchBackend, BenchFile, BenchPoint
-
-STDERR_TAIL = 3000
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,19 @@ class BenchRequest:
     shape: str | None = None
     threads: int = 1
     device: str = "cpu"  # the transformers engine's; vLLM runs where its build runs
+    schedule: str | None = None  # rounds or sequential; None: default_schedule(engine)
+
+
+def default_schedule(engine: str) -> str:
+    """Paired rounds keep every backend's engine alive at once. vLLM on a CUDA GPU reserves most of the GPU
+    per engine (gpu_memory_utilization), so a second one would not start: there, one backend at a time.
+    A vLLM build runs on CUDA exactly when its torch sees a CUDA device."""
+    if engine == "vllm":
+        import torch
+
+        if torch.cuda.is_available():
+            return "sequential"
+    return "rounds"
 
 
 def check_request(request: BenchRequest) -> None:
@@ -73,6 +85,8 @@ def check_request(request: BenchRequest) -> None:
             raise CdeltaError(f"{name} must be at least 1, got {value}")
     if request.warmup < 0:
         raise CdeltaError(f"--warmup must be 0 or more, got {request.warmup}")
+    if request.schedule is not None and request.schedule not in SCHEDULES:
+        raise CdeltaError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {request.schedule!r}")
 
 
 def check_artifacts(model: Path, artifacts: Mapping[str, Path]) -> None:
@@ -102,47 +116,6 @@ def device_name(device: str = "cpu") -> str:
     return f"cpu: {name}, {os.cpu_count()} logical cores"
 
 
-def run_worker(job: BenchJob, on_run: Callable[[], None]) -> list[BenchPoint]:
-    """Measure one backend in a fresh Python process; its user-facing errors come back as CdeltaError."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(job.threads), "MKL_NUM_THREADS": str(job.threads),
-           "TOKENIZERS_PARALLELISM": "false"}
-    points, error = [], None
-    with tempfile.TemporaryFile("w+") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "harness.bench.worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(job.model_dump_json())
-        proc.stdin.close()
-        for line in proc.stdout:
-            event = json.loads(line)
-            if "run" in event:
-                on_run()
-            elif "point" in event:
-                points.append(BenchPoint.model_validate(event["point"]))
-            else:
-                error = str(event["error"])
-        code = proc.wait()
-        stderr.seek(0)
-        tail = stderr.read()[-STDERR_TAIL:]
-    if error is not None:
-        raise CdeltaError(f"backend {job.backend}: {error}")
-    if code != 0 or len(points) != len(job.batch_sizes):
-        raise CdeltaError(f"the benchmark worker of backend {job.backend} failed (exit code {code}); "
-                          f"its last output:\n{tail}")
-    return points
-
-
-def with_overhead(points: list[BenchPoint], noop: list[BenchPoint] | None) -> list[BenchPoint]:
-    """Hook overhead per decode step vs noop: a full batch of B makes B tokens a step, so a step takes
-    B / (tokens/s); the difference of those, in ms (prefill and CAST's prompt read spread over the steps)."""
-    if noop is None:
-        return points
-    base = {p.batch_size: p.output_tokens_per_s for p in noop}
-    return [p.model_copy(update={"hook_overhead_per_step_ms":
-                                 1000 * p.batch_size * (1 / p.output_tokens_per_s - 1 / base[p.batch_size])})
-            for p in points]
-
-
 @contextmanager
 def bench_model(request: BenchRequest) -> Iterator[tuple[Path, dict[str, tuple[Path, str]]]]:
     """The model folder to measure and each backend's (artifact, label): the user's, or a shape's
@@ -159,31 +132,40 @@ def bench_model(request: BenchRequest) -> Iterator[tuple[Path, dict[str, tuple[P
         yield model, cost_only_artifacts(model, steering, Path(tmp) / "steering") if steering else {}
 
 
+def backend_points(measured: Measured, backends: list[str], batch_sizes: list[int]) -> dict[str, list[BenchPoint]]:
+    """Each backend's point per batch size, against noop's runs of the same rounds where noop was measured."""
+    def noop_runs(backend: str, batch_size: int) -> list[Run] | None:
+        return measured.timed("noop", batch_size) if "noop" in backends and backend != "noop" else None
+
+    return {b: [bench_point(size, measured.timed(b, size), measured.peaks[b, size], noop_runs(b, size))
+                for size in sorted(batch_sizes)]
+            for b in backends}
+
+
 def run_bench(request: BenchRequest, show_progress: bool = True) -> BenchFile:
-    """Every backend at every batch size, one worker process per backend, noop first."""
+    """Every backend at every batch size, in the request's schedule (default_schedule where it names none)."""
     from harness.bench.shapes import SHAPE_SEED
 
     check_request(request)
+    schedule = request.schedule or default_schedule(request.engine)
     prompts = bench_prompts(request.prompts)
     order = sorted(request.backends, key=lambda b: b != "noop")
     runs = len(order) * len(request.batch_sizes) * (request.warmup + request.repeats)
-    measured: dict[str, list[BenchPoint]] = {}
     with bench_model(request) as (model, artifacts):
         if request.shape is None:
             check_artifacts(model, request.artifacts)
         fingerprint = path_fingerprint(model)
-        with progress_bar(f"bench: {len(order)} backends x {len(request.batch_sizes)} batch sizes", runs,
+        setups = {b: WorkerSetup(backend=b, engine=request.engine, model=str(model),
+                                 artifact=str(artifacts[b][0]) if b in artifacts else None, prompts=prompts,
+                                 max_new_tokens=request.max_new_tokens, threads=request.threads, device=request.device)
+                  for b in order}
+        steps = SCHEDULES[schedule](order, request.batch_sizes, request.warmup, request.repeats)
+        with progress_bar(f"bench ({schedule}): {len(order)} backends x {len(request.batch_sizes)} batch sizes", runs,
                           enabled=show_progress) as advance:
-            for backend in order:
-                artifact = artifacts.get(backend)
-                job = BenchJob(backend=backend, engine=request.engine, model=str(model),
-                               artifact=None if artifact is None else str(artifact[0]),
-                               prompts=prompts, batch_sizes=sorted(request.batch_sizes), warmup=request.warmup,
-                               repeats=request.repeats, max_new_tokens=request.max_new_tokens, threads=request.threads,
-                               device=request.device)
-                measured[backend] = run_worker(job, advance)
-    noop = measured.get("noop")
+            measured = drive(steps, setups, advance)
+    points = backend_points(measured, order, list(request.batch_sizes))
     return BenchFile(
+        schedule=schedule,  # type: ignore[arg-type]
         engine=request.engine,  # type: ignore[arg-type]
         model=str(request.model) if request.shape is None else f"random init of {request.shape} (seed {SHAPE_SEED})",
         model_fingerprint=fingerprint,
@@ -193,7 +175,6 @@ def run_bench(request: BenchRequest, show_progress: bool = True) -> BenchFile:
         threads=request.threads,
         device=device_name(request.device),
         versions={"python": platform.python_version(), **library_versions()},
-        backends=[BenchBackend(backend=b, artifact=artifacts[b][1] if b in artifacts else None,
-                               points=measured[b] if b == "noop" else with_overhead(measured[b], noop))
+        backends=[BenchBackend(backend=b, artifact=artifacts[b][1] if b in artifacts else None, points=points[b])
                   for b in request.backends],
     )

@@ -1,25 +1,33 @@
-"""One backend's benchmark in a fresh process: a job as JSON on stdin, events as JSON lines on stdout.
+"""One backend's worker process: loads the backend once, then answers the parent's commands.
 
-A fresh process per backend gives every backend the same memory baseline and the same cold state.
-Events: `{"run": true}` after each run (for the progress bar), `{"point": {...}}` per batch size (a
-BenchPoint), or `{"error": "..."}` for a user-facing failure. Anything libraries print goes to stderr,
-so stdout carries events only.
+A process per backend gives every backend the same memory baseline and its own peak-memory spans.
+Protocol, one JSON object a line: the parent writes a WorkerSetup, the worker loads and answers
+`{"ready": true}`; then per WorkerCommand one answer: `begin` (start a batch size's memory span) →
+`{"begun": B}`, `run` (one timed run at batch size B) → `{"run": {...}}` (a runs.Run), `end` (close
+the span) → `{"peak_mb": x}`. A user-facing failure answers `{"error": "..."}` and ends the worker;
+end of input ends it too. The worker computes only while answering, so workers that wait on stdin
+cost the one that measures nothing. Anything libraries print goes to stderr: stdout carries answers only.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict
 
 from cdelta.errors import CdeltaError
 
+if TYPE_CHECKING:
+    from backends.generation import Generator
+    from harness.bench.measure import FirstLogitsClock
 
-class BenchJob(BaseModel):
-    """What one worker measures."""
+
+class WorkerSetup(BaseModel):
+    """What one worker loads and measures with."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,44 +36,62 @@ class BenchJob(BaseModel):
     model: str
     artifact: str | None
     prompts: list[str]
-    batch_sizes: list[int]
-    warmup: int
-    repeats: int
     max_new_tokens: int
     threads: int
     device: str = "cpu"
 
 
-def run_job(job: BenchJob, events: TextIO) -> None:
-    """Load the backend once, then measure each batch size in increasing order (see memory.py)."""
+class WorkerCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: Literal["begin", "run", "end"]
+    batch_size: int
+
+
+def answer(command: WorkerCommand, setup: WorkerSetup, backend: Generator,
+           clock: FirstLogitsClock | None) -> dict[str, object]:
+    """Do one command."""
+    from harness.bench.measure import forced_params, time_run
+    from harness.bench.memory import peak_mb, reset_peak
+
+    if command.op == "begin":
+        reset_peak(setup.device)
+        return {"begun": command.batch_size}
+    if command.op == "end":
+        return {"peak_mb": peak_mb(setup.device)}
+    run = time_run(backend, setup.prompts, forced_params(setup.max_new_tokens, command.batch_size), clock)
+    return {"run": asdict(run)}
+
+
+def serve(commands: TextIO, answers: TextIO) -> None:
+    """Read the setup, load the backend, answer commands until end of input."""
     import torch
 
     from backends.registry import make_backend
-    from harness.bench.measure import measure_point
+    from harness.bench.measure import first_logits_clock
 
-    torch.set_num_threads(job.threads)
-    backend = make_backend(job.backend, Path(job.model), None if job.artifact is None else Path(job.artifact),
-                           device=job.device, engine=job.engine)
+    def send(event: dict[str, object]) -> None:
+        answers.write(json.dumps(event) + "\n")
+        answers.flush()
 
-    def emit(event: dict[str, object]) -> None:
-        events.write(json.dumps(event) + "\n")
-        events.flush()
-
-    for batch_size in sorted(job.batch_sizes):
-        point = measure_point(backend, job.prompts, batch_size, job.max_new_tokens, job.warmup, job.repeats,
-                              on_run=lambda: emit({"run": True}), device=job.device)
-        emit({"point": point.model_dump(mode="json")})
+    setup = WorkerSetup.model_validate_json(commands.readline())
+    torch.set_num_threads(setup.threads)
+    backend = make_backend(setup.backend, Path(setup.model), None if setup.artifact is None else Path(setup.artifact),
+                           device=setup.device, engine=setup.engine)
+    send({"ready": True})
+    with first_logits_clock(backend) as clock:
+        for line in commands:
+            send(answer(WorkerCommand.model_validate_json(line), setup, backend, clock))
 
 
 def main() -> int:
-    events = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # library output, even from C, lands on stderr
-    job = BenchJob.model_validate_json(sys.stdin.read())
     try:
-        run_job(job, events)
+        serve(sys.stdin, answers)
     except CdeltaError as exc:
-        events.write(json.dumps({"error": str(exc)}) + "\n")
-        events.flush()
+        answers.write(json.dumps({"error": str(exc)}) + "\n")
+        answers.flush()
         return 1
     return 0
 

@@ -19,7 +19,7 @@ def make_report(logdir: Path, out: Path, bench: Path | None = None, circuit: Pat
     from cdelta.circuit.artifact import Circuit
     from harness.reporting.build import Artifacts, build_report, check_artifacts_match
     from harness.reporting.collect import collect
-    from harness.reporting.costs import load_study
+    from harness.reporting.costs import load_study, serving_notes
     from harness.reporting.folder import check_replaceable, write_report_folder
     from harness.reporting.schema import BenchFile, BenignKLFile, read_json_model
 
@@ -35,7 +35,7 @@ def make_report(logdir: Path, out: Path, bench: Path | None = None, circuit: Pat
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task(f"reading logs in {logdir}", total=None)
         run = collect(logdir, advance=lambda: progress.advance(bar), on_total=lambda n: progress.update(bar, total=n))
-    notes = [*run.notes, *check_artifacts_match(run, artifacts)]
+    notes = [*run.notes, *check_artifacts_match(run, artifacts), *serving_notes(artifacts.bench)]
     report = build_report(run, artifacts, run_name or out.resolve().name)
     with console.status("drawing plots and writing the report"):
         written = write_report_folder(report, out, notes, artifacts.circuit, artifacts.study)

@@ -15,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 
 from backends.registry import CHECKPOINTS, STEERING
 from cdelta.errors import CdeltaError
-from harness.reporting.schema import BenchBackend, BenchFile
+from harness.reporting.schema import BenchBackend, BenchFile, BenchPoint
 
 STUDY_SCHEMA = 1
 
@@ -92,11 +92,34 @@ def serving(bench: BenchFile | None, backend: str) -> BenchBackend | None:
     return next((b for b in bench.backends if b.backend == backend), None)
 
 
-def batch1_latency(measured: BenchBackend | None) -> float | None:
-    """Per-request latency (p50) at batch size 1: what a single request waits."""
+def batch1(measured: BenchBackend | None) -> BenchPoint | None:
+    """The point at batch size 1: one request at a time, what a single user sees."""
     if measured is None:
         return None
-    return next((p.latency_p50_s for p in measured.points if p.batch_size == 1), None)
+    return next((p for p in measured.points if p.batch_size == 1), None)
+
+
+def batch1_latency(measured: BenchBackend | None) -> float | None:
+    """Per-request latency (p50) at batch size 1: what a single request waits."""
+    point = batch1(measured)
+    return None if point is None else point.latency_p50_s
+
+
+def ratio_text(point: BenchPoint | None) -> str | None:
+    """Tokens/s against noop's, median [min–max] over the bench's rounds, e.g. `0.99 [0.97–1.01]`; None where
+    not measured (noop itself, or no noop in the bench)."""
+    if point is None or point.throughput_ratio_vs_noop is None or point.throughput_ratio_range is None:
+        return None
+    low, high = point.throughput_ratio_range
+    return f"{point.throughput_ratio_vs_noop:.2f} [{low:.2f}–{high:.2f}]"
+
+
+def serving_notes(bench: BenchFile | None) -> list[str]:
+    """What a reader of the serving columns must know that the numbers do not say."""
+    if bench is None or bench.schedule == "rounds":
+        return []
+    return [f"the serving bench ran with schedule {bench.schedule} (one backend after another): its tok/s vs noop "
+            "ratios are unpaired, so machine drift between the backends' turns is in them"]
 
 
 def break_even(offline_seconds: float | None, own: BenchBackend | None, steering: BenchBackend | None) -> float | None:

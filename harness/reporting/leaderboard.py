@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from harness.reporting.costs import batch1
 from harness.reporting.report_input import UnusableReport, policy_direction
 from harness.reporting.schema import BackendResult, MeanStat, RateStat, ReportFile
 from harness.reporting.score import selectivity_score
@@ -28,6 +29,7 @@ class Row:
     utility_retention: float | None
     parameters_changed: float | None
     tokens_per_s_b1: float | None  # serving at batch size 1, where measured
+    throughput_ratio_b1: float | None  # tokens/s ÷ noop's at batch size 1, median over the bench's rounds
     latency_p50_s_b1: float | None
     break_even_requests: dict[str, float | None]
 
@@ -41,14 +43,15 @@ class Section:
 
 
 def _row(report: ReportFile, result: BackendResult, noop: BackendResult | None, release: bool) -> Row:
-    batch1 = next((p for p in result.serving.points if p.batch_size == 1), None) if result.serving else None
+    point = batch1(result.serving)
     return Row(
         rank=0, run=report.run, backend=result.backend, score=selectivity_score(result, noop, release=release),
         target_refusal=result.target_refusal, off_target_change=result.off_target_change,
         over_refusal=result.over_refusal, utility=result.utility, utility_retention=result.utility_retention,
         parameters_changed=result.parameters_changed,
-        tokens_per_s_b1=batch1.output_tokens_per_s if batch1 else None,
-        latency_p50_s_b1=batch1.latency_p50_s if batch1 else None,
+        tokens_per_s_b1=point.output_tokens_per_s if point else None,
+        throughput_ratio_b1=point.throughput_ratio_vs_noop if point else None,
+        latency_p50_s_b1=point.latency_p50_s if point else None,
         break_even_requests=dict(result.break_even_requests),
     )
 

@@ -46,10 +46,13 @@ COLUMNS: list[tuple[str, Callable[[Row], str]]] = [
     ("retention", lambda r: MISSING if r.utility_retention is None else f"{r.utility_retention:.3f}"),
     ("parameters changed", lambda r: _pct(r.parameters_changed, 2)),
     ("tokens/s (batch 1)", lambda r: MISSING if r.tokens_per_s_b1 is None else f"{r.tokens_per_s_b1:.1f}"),
+    ("tok/s vs noop (batch 1)",
+     lambda r: MISSING if r.throughput_ratio_b1 is None else f"{r.throughput_ratio_b1:.2f}"),
     ("p50 latency (batch 1)", lambda r: MISSING if r.latency_p50_s_b1 is None else f"{r.latency_p50_s_b1:.3f} s"),
     ("break-even requests", _break_even),
 ]
-OPTIONAL = {"tokens/s (batch 1)", "p50 latency (batch 1)", "break-even requests"}  # dropped where nothing was measured
+# dropped where nothing was measured
+OPTIONAL = {"tokens/s (batch 1)", "tok/s vs noop (batch 1)", "p50 latency (batch 1)", "break-even requests"}
 
 
 def table(section: Section) -> tuple[list[str], list[list[str]]]:
@@ -109,14 +112,16 @@ def to_csv(sections: Sequence[Section]) -> str:
     writer.writerow(["policy", "targets", "rank", "run", "backend", "score", "target_refusal",
                      "target_refusal_ci_low", "target_refusal_ci_high", "target_refusal_n", "off_target_change",
                      "over_refusal", "utility", "utility_retention", "parameters_changed",
-                     "tokens_per_s_batch1", "latency_p50_s_batch1", *(f"break_even_vs_{n}" for n in steering)])
+                     "tokens_per_s_batch1", "throughput_ratio_vs_noop_batch1", "latency_p50_s_batch1",
+                     *(f"break_even_vs_{n}" for n in steering)])
     for section in sections:
         for r in section.rows:
             lo, hi = r.target_refusal.ci95
             writer.writerow([section.policy, ";".join(section.targets), r.rank, r.run, r.backend, r.score,
                              r.target_refusal.value, lo, hi, r.target_refusal.n, r.off_target_change.value,
                              r.over_refusal.value, r.utility.value, _raw(r.utility_retention),
-                             _raw(r.parameters_changed), _raw(r.tokens_per_s_b1), _raw(r.latency_p50_s_b1),
+                             _raw(r.parameters_changed), _raw(r.tokens_per_s_b1), _raw(r.throughput_ratio_b1),
+                             _raw(r.latency_p50_s_b1),
                              *(_raw(r.break_even_requests.get(n)) for n in steering)])
     return buffer.getvalue()
 

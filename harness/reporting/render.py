@@ -8,7 +8,7 @@ import html
 import math
 from pathlib import Path
 
-from harness.reporting.costs import batch1_latency
+from harness.reporting.costs import batch1, batch1_latency, ratio_text
 from harness.reporting.plots import Plot
 from harness.reporting.schema import BackendResult, MeanStat, RateStat, ReportFile
 
@@ -41,7 +41,7 @@ def _number(value: float | None, fmt: str) -> str:
 
 
 def _tokens_per_s(result: BackendResult) -> str:
-    point = next((p for p in result.serving.points if p.batch_size == 1), None) if result.serving else None
+    point = batch1(result.serving)
     return MISSING if point is None else f"{point.output_tokens_per_s:.1f}"
 
 
@@ -54,12 +54,13 @@ def _break_even(result: BackendResult) -> str:
 def headline(report: ReportFile, scores: dict[str, float]) -> Table:
     """One row per backend: behaviour with n and 95% intervals, then capability and cost."""
     headers = ["backend", "score", "target refusal [95% CI]", "off-target change", "over-refusal [95% CI]",
-               "utility [95% CI]", "retention", "benign KL [95% CI]", "params changed", "tokens/s (b=1)", "p50 latency (b=1)",
-               "offline time", "break-even requests"]
+               "utility [95% CI]", "retention", "benign KL [95% CI]", "params changed", "tokens/s (b=1)",
+               "tok/s vs noop (b=1)", "p50 latency (b=1)", "offline time", "break-even requests"]
     rows = [[b.backend, _number(scores[b.backend], ".3f"), rate(b.target_refusal), change(b.off_target_change),
              rate(b.over_refusal), rate(b.utility), _number(b.utility_retention, ".3f"), nats(b.benign_kl),
              MISSING if b.parameters_changed is None else f"{100 * b.parameters_changed:.2f}%",
-             _tokens_per_s(b), MISSING if (lat := batch1_latency(b.serving)) is None else f"{lat:.3f} s",
+             _tokens_per_s(b), ratio_text(batch1(b.serving)) or MISSING,
+             MISSING if (lat := batch1_latency(b.serving)) is None else f"{lat:.3f} s",
              MISSING if b.offline_seconds is None else f"{b.offline_seconds:.0f} s", _break_even(b)]
             for b in report.backends]
     return headers, rows
@@ -81,7 +82,8 @@ def _intro(report: ReportFile) -> list[str]:
             "Rates are counts of scored samples with Wilson 95% intervals; off-target change is the mean absolute "
             "change of refusal against noop over the non-target policy categories; retention is utility / noop's "
             "utility; benign KL is KL(noop ‖ backend) of the first response token's distribution on benign "
-            "prompts, in nats, with a normal 95% interval."]
+            "prompts, in nats, with a normal 95% interval; tok/s vs noop is the backend's output tokens/s over "
+            "noop's in the same round of the serving bench, median [min–max] over rounds (1.00: no cost)."]
 
 
 def _md_table(table: Table) -> list[str]:

@@ -13,7 +13,7 @@ from cdelta.errors import CdeltaError
 from harness.validation import first_problem
 
 REPORT_SCHEMA = 1
-BENCH_SCHEMA = 1
+BENCH_SCHEMA = 2
 BENIGN_KL_SCHEMA = 1
 
 
@@ -41,7 +41,8 @@ class MeanStat(Strict):
 # ----- bench.json -------------------------------------------------------------------------------
 
 class BenchPoint(Strict):
-    """One backend at one batch size: medians over `repeats` timed runs after warm-up."""
+    """One backend at one batch size: medians over `repeats` timed runs after warm-up; against noop at the
+    same batch size, medians over rounds of the paired (same-round) runs, None for noop and without noop."""
 
     batch_size: int
     repeats: int
@@ -50,7 +51,10 @@ class BenchPoint(Strict):
     latency_p95_s: float
     ttft_p50_s: float | None  # time to first token; None where the engine cannot observe it
     peak_memory_mb: float
-    hook_overhead_per_step_ms: float | None  # vs noop at the same batch size; None for noop
+    hook_overhead_per_step_ms: float | None
+    # Defaults only so that report.json files written before bench schema 2 still read; bench.json always has them.
+    throughput_ratio_vs_noop: float | None = None  # tokens/s ÷ noop's, per round
+    throughput_ratio_range: tuple[float, float] | None = None  # [min, max] of that ratio over the rounds
 
 
 class BenchBackend(Strict):
@@ -60,7 +64,8 @@ class BenchBackend(Strict):
 
 
 class BenchFile(Strict):
-    schema_version: Literal[1] = Field(BENCH_SCHEMA, alias="schema")
+    schema_version: Literal[2] = Field(BENCH_SCHEMA, alias="schema")
+    schedule: Literal["rounds", "sequential"]  # rounds: ratios vs noop are paired; sequential: unpaired
     engine: Literal["hf", "vllm"]
     model: str
     model_fingerprint: str
