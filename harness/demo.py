@@ -3,6 +3,7 @@ category, every backend — ending in a report. `cdelta run` is the same pipelin
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
@@ -34,6 +35,10 @@ SMALL_BENCH = BenchSettings(batch_sizes=(1, 4), repeats=1, warmup=1, max_new_tok
 # (16, batch sizes 1/8/16) saved 65 s but left batch-1 throughput noisy: the same checkpoint shape
 # measured 138 and 98 tokens/s in one run.
 DEMO_BENCH = BenchSettings(repeats=2, prompts=32)
+# The demo evaluates on transformers unless asked: on 2 cores vLLM's CPU build took 124 s for one backend's
+# 700-sample evaluation where transformers took 93 s, and it runs backends one at a time where transformers
+# runs two, so the demo would take about 7 minutes longer (`--engine vllm` or `auto` to choose it).
+DEMO_ENGINE = "hf"
 
 
 def _organism(small: bool, console: Console) -> Path:
@@ -50,7 +55,18 @@ def _organism(small: bool, console: Console) -> Path:
     return path
 
 
-def demo_pipeline(model: Path, category: str, out: Path, small: bool, budget: float | None) -> Pipeline:
+def demo_engine(choice: str, small: bool) -> str:
+    """The engine the evaluation and the bench run on: vLLM when asked, or with "auto" when it is installed
+    and the model suits its CPU attention (heads of at least 32 dimensions: not the --small organism)."""
+    if choice != "auto":
+        return choice
+    if small or importlib.util.find_spec("vllm") is None:
+        return "hf"
+    return "vllm"
+
+
+def demo_pipeline(model: Path, category: str, out: Path, small: bool, budget: float | None,
+                  engine: str = "hf") -> Pipeline:
     cfg = registry.organism_config(model)
     study = dict(SMALL_STUDY) if small else {}
     if budget is not None:
@@ -61,7 +77,7 @@ def demo_pipeline(model: Path, category: str, out: Path, small: bool, budget: fl
         study=StudyConfig(policy=f"refuse:{category}", **study),  # type: ignore[arg-type]
         steer=SteerConfig(category=category, **(SMALL_STEER if small else {})),  # type: ignore[arg-type]
         out=out, eval_limit=40 if small else DEMO_EVAL_LIMIT, parallel=1 if small else 2,
-        bench=SMALL_BENCH if small else DEMO_BENCH,
+        bench=SMALL_BENCH if small else DEMO_BENCH, engine=engine,
     )
 
 
@@ -70,8 +86,10 @@ def _run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     model = _organism(args.small, console)
     out = Path(args.out)
-    console.print(f"[bold]C-Δθ demo[/]: refuse:{args.category} on {model} → {out}")
-    report = run_pipeline(demo_pipeline(model, args.category, out, args.small, args.budget), console)
+    engine = demo_engine(args.engine, args.small)
+    console.print(f"[bold]C-Δθ demo[/]: refuse:{args.category} on {model} → {out} (evaluation and bench on the "
+                  f"{engine} engine)")
+    report = run_pipeline(demo_pipeline(model, args.category, out, args.small, args.budget, engine), console)
     console.print(f"[green]report:[/] {report / 'report.html'}  ({time.perf_counter() - began:.0f} s in all)")
     return 0
 
@@ -82,6 +100,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="reports/demo", help="folder for the report and artifacts")
     parser.add_argument("--budget", type=float, help="circuit parameter budget, a fraction (default 0.05; 0.2 with --small)")
     parser.add_argument("--small", action="store_true", help="use the --small organism (for tests; weak)")
+    parser.add_argument("--engine", choices=("auto", "hf", "vllm"), default=DEMO_ENGINE,
+                        help="engine of the evaluation and the bench: hf (transformers), vllm, or auto (vllm when "
+                             "installed, except with --small) (default: %(default)s)")
 
 
 def demo_command() -> Command:

@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from backends.hf_engine import HFEngine
-from backends.registry import check_device
+from backends.registry import check_device, check_engine
 from cdelta.atomic import atomic_write_text
 from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions
@@ -69,7 +69,7 @@ class Pipeline:
     eval_limit: int | None = None
     parallel: int = 2
     bench: BenchSettings | None = field(default_factory=BenchSettings)
-    engine: str = "hf"
+    engine: str = "hf"  # the evaluation's and the bench's; fitting and measuring KL need transformers
     device: str = "cpu"  # where the transformers engine runs every stage: cpu, cuda or cuda:N
 
     def __post_init__(self) -> None:
@@ -82,8 +82,17 @@ class Pipeline:
             raise CdeltaError("the steering baselines add refusal; a release: policy compares the edit with noop "
                               "and its ablations only: drop actadd and cast from the backends")
         check_device(self.device)
-        if self.engine != "hf":
-            raise CdeltaError(f"engine {self.engine!r} is not available in the pipeline yet; use engine = \"hf\"")
+        check_engine(self.engine)
+
+
+def release_gpu_cache() -> None:
+    """Hand the memory torch's allocator still caches from the transformers stages back to the GPU."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def _digest(key: dict[str, Any]) -> str:
@@ -151,10 +160,13 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
     request = EvalRequest(model=p.model, backends=p.backends, log_dir=p.out / "logs", tasks=p.tasks,
                           policy=p.study.policy, artifacts=artifacts, limit=p.eval_limit, engine=p.engine,
                           device=p.device)
-    _fresh_logs(p.out / "logs", {**base, **keys, "eval": [p.backends, p.tasks, p.eval_limit]}, console)
-    console.rule("[bold]evaluation: inspect tasks × backends")
+    _fresh_logs(p.out / "logs", {**base, **keys, "eval": [p.backends, p.tasks, p.eval_limit, p.engine]}, console)
+    console.rule(f"[bold]evaluation: inspect tasks × backends ({p.engine} engine)")
     began = time.perf_counter()
-    run_eval(request, display="rich" if p.parallel == 1 else "none", console=console, parallel=p.parallel)
+    parallel = 1 if p.engine == "vllm" else p.parallel  # vLLM starts processes of its own and batches across cores
+    if p.engine == "vllm" and p.device != "cpu":
+        release_gpu_cache()  # vLLM sizes its KV cache from the GPU memory free when it starts
+    run_eval(request, display="rich" if parallel == 1 else "none", console=console, parallel=parallel)
     console.print(f"[green]✓ evaluation[/] in {time.perf_counter() - began:.0f} s (a rerun reuses finished logs)")
 
     kl_path = p.out / "benign_kl" / "benign_kl.json"
@@ -178,9 +190,9 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
                                             artifacts={b: a for b, a in artifacts.items() if b in served},
                                             engine=p.engine, device=p.device, **asdict(p.bench)))
             atomic_write_text(bench_path, dump_json_model(result))
-        key = {**base, **keys, "bench": asdict(p.bench), "backends": served,
+        key = {**base, **keys, "bench": asdict(p.bench), "backends": served, "engine": p.engine,
                "schema": BENCH_SCHEMA}  # a bench.json of an earlier schema is redone, not reused
-        _stage(p.out / "bench", "serving bench", key, bench, console)
+        _stage(p.out / "bench", f"serving bench ({p.engine} engine)", key, bench, console)
 
     study = p.out / "study" / "study.json"
     return make_report(p.out / "logs", p.out / "report", bench=bench_path, benign_kl=kl_path,

@@ -114,3 +114,14 @@ def test_shipped_checkpoint_is_base_plus_patch(demo_run: Path, small_organism: P
     with torch.no_grad():
         got = edited(ids).logits
     assert torch.max(torch.abs(got - expected)).item() <= 1e-5
+
+
+def test_the_demo_engine_is_vllm_only_where_it_can_run(monkeypatch: pytest.MonkeyPatch):
+    from harness import demo
+
+    assert demo.demo_engine("hf", small=False) == "hf" and demo.demo_engine("vllm", small=False) == "vllm"
+    assert demo.demo_engine("auto", small=True) == "hf"  # the --small organism's heads are too narrow for vLLM
+    monkeypatch.setattr(demo.importlib.util, "find_spec", lambda name: None)
+    assert demo.demo_engine("auto", small=False) == "hf"
+    monkeypatch.setattr(demo.importlib.util, "find_spec", lambda name: object())
+    assert demo.demo_engine("auto", small=False) == "vllm"

