@@ -19,7 +19,7 @@ from harness.bench import drive as bench_drive
 from harness.bench.drive import Worker
 from harness.bench.measure import first_logits_clock, forced_params, time_run
 from harness.bench.prompts import bench_prompts
-from harness.bench.runner import default_schedule
+from harness.bench.runner import default_schedule, serving_device
 from harness.bench.runs import Batch, Run, bench_point, versus_noop
 from harness.bench.schedule import Step, rounds, sequential
 from harness.bench.table import bench_table
@@ -263,5 +263,6 @@ def test_default_schedule_is_sequential_only_for_vllm_on_cuda(monkeypatch: pytes
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert (default_schedule("hf"), default_schedule("vllm")) == ("rounds", "sequential")
+    assert (serving_device("vllm", "cpu"), serving_device("hf", "cpu")) == ("cuda", "cpu")  # bench.json's device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert default_schedule("vllm") == "rounds"
+    assert default_schedule("vllm") == "rounds" and serving_device("vllm", "cpu") == "cpu"

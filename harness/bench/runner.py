@@ -43,15 +43,21 @@ class BenchRequest:
     schedule: str | None = None  # rounds or sequential; None: default_schedule(engine)
 
 
-def default_schedule(engine: str) -> str:
-    """Paired rounds keep every backend's engine alive at once. vLLM on a CUDA GPU reserves most of the GPU
-    per engine (gpu_memory_utilization), so a second one would not start: there, one backend at a time.
-    A vLLM build runs on CUDA exactly when its torch sees a CUDA device."""
+def serving_device(engine: str, device: str) -> str:
+    """Where the measured model runs: the transformers engine's `device`; a vLLM build runs on CUDA exactly
+    when its torch sees a CUDA device."""
     if engine == "vllm":
         import torch
 
-        if torch.cuda.is_available():
-            return "sequential"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def default_schedule(engine: str) -> str:
+    """Paired rounds keep every backend's engine alive at once. vLLM on a CUDA GPU reserves most of the GPU
+    per engine (gpu_memory_utilization), so a second one would not start: there, one backend at a time."""
+    if engine == "vllm" and serving_device(engine, "cpu") != "cpu":
+        return "sequential"
     return "rounds"
 
 
@@ -173,7 +179,7 @@ def run_bench(request: BenchRequest, show_progress: bool = True) -> BenchFile:
         prompts=len(prompts),
         max_new_tokens=request.max_new_tokens,
         threads=request.threads,
-        device=device_name(request.device),
+        device=device_name(serving_device(request.engine, request.device)),
         versions={"python": platform.python_version(), **library_versions()},
         backends=[BenchBackend(backend=b, artifact=artifacts[b][1] if b in artifacts else None, points=points[b])
                   for b in request.backends],
