@@ -54,13 +54,17 @@ def condition_vectors(target: torch.Tensor, other: torch.Tensor, method: Conditi
 
 
 def discriminant(target: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """Fisher's direction per layer, (Σ + s·I)⁻¹(μ_t − μ_o), from hidden states [layers, n, d] (float64)."""
-    mu_t, mu_o = target.mean(dim=1), other.mean(dim=1)
-    centred = torch.cat([target - mu_t[:, None], other - mu_o[:, None]], dim=1)
-    cov = centred.transpose(1, 2) @ centred / centred.shape[1]
-    shrink = LDA_SHRINKAGE * cov.diagonal(dim1=1, dim2=2).mean(-1) + 1e-12
-    eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
-    return torch.linalg.solve(cov + shrink[:, None, None] * eye, (mu_t - mu_o).unsqueeze(-1)).squeeze(-1)
+    """Fisher's direction per layer, (Σ + s·I)⁻¹(μ_t − μ_o), from hidden states [layers, n, d] (float64);
+    one layer at a time, so that one d × d covariance is held (128 MiB at d = 4096)."""
+    return torch.stack([_fisher(t, o) for t, o in zip(target, other)])
+
+
+def _fisher(target: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    mu_t, mu_o = target.mean(dim=0), other.mean(dim=0)
+    centred = torch.cat([target - mu_t, other - mu_o])
+    cov = centred.T @ centred / centred.shape[0]
+    shrink = LDA_SHRINKAGE * float(cov.diagonal().mean()) + 1e-12
+    return torch.linalg.solve(cov + shrink * torch.eye(cov.shape[0], dtype=cov.dtype), mu_t - mu_o)
 
 
 def similarity(hidden: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
