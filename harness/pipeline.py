@@ -26,6 +26,7 @@ from backends.registry import check_device, check_engine
 from cdelta.atomic import atomic_write_text
 from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions
+from harness.bench.prompts import check_batch_sizes
 from harness.bench.runner import BenchRequest, run_bench
 from harness.edit_study import StudyConfig, run_study
 from harness.evaluation.fingerprints import path_fingerprint
@@ -52,6 +53,9 @@ class BenchSettings:
     warmup: int = 1
     max_new_tokens: int = 32
     prompts: int = 64
+
+    def __post_init__(self) -> None:
+        check_batch_sizes(self.batch_sizes, self.prompts)  # here, not after the evaluation's minutes
 
 
 @dataclass(frozen=True)

@@ -266,3 +266,14 @@ def test_default_schedule_is_sequential_only_for_vllm_on_cuda(monkeypatch: pytes
     assert (serving_device("vllm", "cpu"), serving_device("hf", "cpu")) == ("cuda", "cpu")  # bench.json's device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_schedule("vllm") == "rounds" and serving_device("vllm", "cpu") == "cpu"
+
+
+def test_a_batch_size_above_the_prompt_count_is_refused(tiny: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
+    """It would be measured as a batch of the prompt count and labelled with the larger size."""
+    from harness.pipeline import BenchSettings
+
+    with pytest.raises(CdeltaError, match="batch size 8 is larger than the 4 prompts of a run"):
+        bench("--model", str(tiny[0]), *FAST, "--batch-sizes", "1,8", "-o", str(tmp_path / "bench.json"))
+    assert not (tmp_path / "bench.json").exists()
+    with pytest.raises(CdeltaError, match="ask for at least 32 prompts"):
+        BenchSettings(batch_sizes=(1, 32), prompts=16)  # an experiment file's [bench], before the evaluation runs

@@ -15,6 +15,15 @@ PROMPT_SEED = 0
 TEST_ONLY = replace(SuiteCounts(), train=0, train_per_utility_task=0, train_benign=0)
 
 
+def check_batch_sizes(batch_sizes: tuple[int, ...], prompts: int) -> None:
+    """A batch size above the run's prompt count would be measured as a batch of the prompt count, and labelled
+    with the larger size."""
+    too_large = [b for b in batch_sizes if b > prompts]
+    if too_large:
+        raise CdeltaError(f"batch size {too_large[0]} is larger than the {prompts} prompts of a run: its batches "
+                          f"would hold {prompts}; ask for at least {max(too_large)} prompts, or smaller batch sizes")
+
+
 def bench_prompts(n: int = DEFAULT_PROMPTS, seed: int = PROMPT_SEED) -> list[str]:
     """`n` test-split prompts of the embedded suite, dealt round-robin over the categories so each
     category weighs the same, in a seeded order: prompt length and CAST's condition see a fixed mix."""

@@ -16,7 +16,7 @@ from cdelta.errors import CdeltaError
 from cdelta.progress import progress_bar
 from cdelta.provenance import library_versions
 from harness.bench.drive import Measured, drive
-from harness.bench.prompts import DEFAULT_PROMPTS, bench_prompts
+from harness.bench.prompts import DEFAULT_PROMPTS, bench_prompts, check_batch_sizes
 from harness.bench.runs import Run, bench_point
 from harness.bench.schedule import SCHEDULES
 from harness.bench.worker import WorkerSetup
@@ -91,6 +91,7 @@ def check_request(request: BenchRequest) -> None:
             raise CdeltaError(f"{name} must be at least 1, got {value}")
     if request.warmup < 0:
         raise CdeltaError(f"--warmup must be 0 or more, got {request.warmup}")
+    check_batch_sizes(request.batch_sizes, request.prompts)
     if request.schedule is not None and request.schedule not in SCHEDULES:
         raise CdeltaError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {request.schedule!r}")
 
