@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from cdelta.steering.hooks import added
-from cdelta.steering.residual import READS, Read, read_positions
+from cdelta.steering.residual import Read, check_read, read_positions
 
 STEP_HOOK = "request map"
 
@@ -77,12 +77,6 @@ class Plan:
     prompt_only: bool = False  # add at the prompt's positions only
 
 
-def _read(value: str) -> Read:
-    if value not in READS:
-        raise RuntimeError(f"cdelta steering: unknown read {value!r}; known: {', '.join(READS)}")
-    return value  # type: ignore[return-value]
-
-
 class SteeringWorker:
     """Methods vLLM adds to its worker; `self.model_runner` is vLLM's (V1) model runner."""
 
@@ -99,7 +93,7 @@ class SteeringWorker:
             raise RuntimeError("cdelta steering needs vLLM's V1 model runner (VLLM_USE_V2_MODEL_RUNNER=0)")
         plan = Plan({int(layer): torch.tensor(v, dtype=torch.float32) for layer, v in additions or []},
                     None if steered_prompts is None else {tuple(p) for p in steered_prompts},
-                    None if read is None else (int(read[0]), int(read[1]), int(read[2]), _read(read[3])),
+                    None if read is None else (int(read[0]), int(read[1]), int(read[2]), check_read(read[3])),
                     bool(prompt_only))
         self._steering_plan = plan
         self._steering_reads: dict[str, list[Any]] = {}  # request -> [prompt ids, sum, count]

@@ -32,8 +32,9 @@ SMALL_STEER = dict(n_train=64, condition_dev_per_category=20, dev_per_category=1
 SMALL_BENCH = BenchSettings(batch_sizes=(1, 4), repeats=1, warmup=1, max_new_tokens=8, prompts=8)
 # The demo's serving bench: a quarter of `cdelta bench`'s prompts (so batch sizes up to 16) in three paired
 # rounds (docs/bench.md), so that it takes about 2 of the demo's minutes; `cdelta bench` with its defaults is
-# the measurement to quote. Before the bench paired its rounds, 16 prompts left batch-1 throughput noisy (the same checkpoint
-# shape measured 138 and 98 tokens/s in one run): the drift between backends measured one after another.
+# the measurement to quote. Before the bench paired its rounds, 16 prompts left batch-1 throughput noisy
+# (the same checkpoint shape measured 138 and 98 tokens/s in one run): the drift between backends measured
+# one after another.
 DEMO_BENCH = BenchSettings(batch_sizes=(1, 8, 16), repeats=3, prompts=16)
 # The demo evaluates on transformers unless asked: on 2 cores vLLM's CPU build took 124 s for one backend's
 # 700-sample evaluation where transformers took 93 s, and it runs backends one at a time where transformers

@@ -40,11 +40,12 @@ def condition_vectors(target: torch.Tensor, other: torch.Tensor, method: Conditi
     n = min(target.shape[1], other.shape[1])
     if n < 2:
         raise CdeltaError(f"the condition needs at least 2 pairs of target and other prompts, got {n}")
-    mean = (target[:, :n] - other[:, :n]).double().mean(dim=1)
+    diffs = (target[:, :n] - other[:, :n]).double()
+    mean = diffs.mean(dim=1)
     if method == "mean":
         vectors = mean
     elif method == "pca":
-        vectors = torch.linalg.svd((target[:, :n] - other[:, :n]).double(), full_matrices=False).Vh[:, 0]
+        vectors = torch.linalg.svd(diffs, full_matrices=False).Vh[:, 0]
     elif method == "lda":
         vectors = discriminant(target.double(), other.double())
     else:

@@ -27,23 +27,27 @@ READS: tuple[Read, ...] = ("instruction", "post_instruction")
 assistant header), where the model has read the whole prompt and prepares its answer."""
 
 
+def check_read(read: str) -> Read:
+    """`read` as a Read, or a CdeltaError naming the reads there are."""
+    if read not in READS:
+        raise CdeltaError(f"unknown read {read!r}; use one of {', '.join(READS)}")
+    return read  # type: ignore[return-value]
+
+
 def read_positions(read: Read, index: torch.Tensor, length: torch.Tensor, before: int, after: int) -> torch.Tensor:
     """Which token positions a read averages, for a prompt of `length` tokens whose template writes `before`
     tokens before the user's text and `after` after it. Shared by every engine, whatever its batch layout
     (padded or flattened): `index` is each token's position in its own prompt."""
-    if read == "instruction":
+    if check_read(read) == "instruction":
         return (index >= before) & (index < length - after)
-    if read == "post_instruction":
-        return (index >= length - after) & (index < length)
-    raise CdeltaError(f"unknown read {read!r}; use one of {', '.join(READS)}")
+    return (index >= length - after) & (index < length)  # post_instruction
 
 
 def read_mean(read: Read, before: int, after: int) -> Reduction:
     """Mean over a read's positions of each sequence's real tokens (left or right padding alike); the
     template's tokens the read leaves out are the same for every prompt and would only blur what tells
     prompts apart."""
-    if read not in READS:
-        raise CdeltaError(f"unknown read {read!r}; use one of {', '.join(READS)}")
+    check_read(read)  # here, not at the first forward pass
 
     def reduce(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         real = attention_mask.long()
