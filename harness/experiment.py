@@ -51,6 +51,8 @@ class BenchSection(_Section):
     repeats: int = Field(3, ge=1)
     max_new_tokens: int = Field(32, ge=1)
     prompts: int = Field(64, ge=1)
+    schedule: Literal["rounds", "sequential"] | None = Field(
+        None, description="rounds (paired, ratios vs noop) or sequential; none = rounds, sequential for vLLM on CUDA")
 
 
 class Experiment(_Section):
@@ -74,7 +76,7 @@ class Experiment(_Section):
                             n_target=self.edit.target_examples, n_retain=self.edit.retain_examples,
                             ks=tuple(self.edit.ks), retention_floor=self.edit.retention_floor, seed=self.seed)
         bench = BenchSettings(tuple(self.bench.batch_sizes), self.bench.repeats, 1, self.bench.max_new_tokens,
-                              self.bench.prompts) if self.bench.enabled else None
+                              self.bench.prompts, self.bench.schedule) if self.bench.enabled else None
         return Pipeline(model=model, records=records, suite_fingerprint=suite_fingerprint, study=study,
                         steer=SteerConfig(category=category, seed=self.seed), out=out or Path(self.out),
                         backends=tuple(self.eval.backends), tasks=tuple(self.eval.tasks), eval_limit=self.eval.limit,

@@ -53,6 +53,7 @@ class BenchSettings:
     warmup: int = 1
     max_new_tokens: int = 32
     prompts: int = 64
+    schedule: str | None = None  # rounds or sequential; None: the engine's default (harness.bench.runner)
 
     def __post_init__(self) -> None:
         check_batch_sizes(self.batch_sizes, self.prompts)  # here, not after the evaluation's minutes

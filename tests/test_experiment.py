@@ -29,7 +29,16 @@ def test_settings_reach_the_pipeline(tmp_path: Path) -> None:
     assert pipeline.study.budget == 0.05 and pipeline.study.edit.lr == 1e-3 and pipeline.study.ks == (0.5, 1.0, 2.0, 4.0)
     assert pipeline.steer.category == "health_consultation" and pipeline.eval_limit == 700
     assert pipeline.bench is not None and pipeline.bench.batch_sizes == (1, 8, 32)
+    assert pipeline.bench.schedule is None  # the engine's default
     assert pipeline.out == tmp_path / "out"
+
+
+def test_the_bench_schedule_is_set_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text('model = "default"\n[bench]\nschedule = "sequential"\n')
+    records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
+    pipeline = read_experiment(path).pipeline(tmp_path, records, "fp")
+    assert pipeline.bench is not None and pipeline.bench.schedule == "sequential"
 
 
 @pytest.mark.parametrize("text, named", [
@@ -38,6 +47,7 @@ def test_settings_reach_the_pipeline(tmp_path: Path) -> None:
     ('model = "default"\n[eval]\nlimit = "all"\n', "eval.limit"),
     ('policy = "refuse:health_consultation"\n', "model"),
     ('model = "default"\n[eval]\ntasks = ["jailbreaks"]\n', "eval.tasks"),
+    ('model = "default"\n[bench]\nschedule = "parallel"\n', "bench.schedule"),
 ])
 def test_mistakes_are_named_by_key(tmp_path: Path, text: str, named: str) -> None:
     path = tmp_path / "experiment.toml"

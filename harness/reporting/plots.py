@@ -15,7 +15,7 @@ from cdelta.circuit.artifact import Circuit
 from cdelta.circuit.plots import plot_faithfulness, plot_heatmap
 from cdelta.sweep import KSweep, SweepPoint
 from harness.reporting.costs import batch1_latency
-from harness.reporting.schema import ReportFile
+from harness.reporting.schema import BenchPoint, ReportFile
 
 DPI = 120
 
@@ -72,24 +72,48 @@ def selectivity_capability(report: ReportFile, scores: dict[str, float], path: P
 
 
 def serving_bars(report: ReportFile, path: Path) -> bool:
-    """Output tokens/s and p50 request latency at batch size 1; False when no backend was benchmarked."""
+    """Output tokens/s and p50 request latency at batch size 1, and tokens/s against noop at every batch size
+    (median and min–max over the paired rounds); False when no backend was benchmarked."""
     measured = [(b.backend, b.serving) for b in report.backends if batch1_latency(b.serving) is not None]
     if not measured:
         return False
     names = [name for name, _ in measured]
     points = [next(p for p in s.points if p.batch_size == 1) for _, s in measured if s is not None]
-    fig = Figure(figsize=(max(6.0, 1.2 * len(names) + 3), 3.6), layout="constrained")
-    speed, latency = fig.subplots(1, 2)
+    ratios = {name: {p.batch_size: p for p in s.points if p.throughput_ratio_range is not None}
+              for name, s in measured if s is not None}
+    ratios = {name: by_size for name, by_size in ratios.items() if by_size}
+    fig = Figure(figsize=(max(6.0, 1.2 * len(names) + 3) * (1.5 if ratios else 1), 3.6), layout="constrained")
+    axes = fig.subplots(1, 3 if ratios else 2)
+    speed, latency = axes[0], axes[1]
     speed.bar(names, [p.output_tokens_per_s for p in points], color="tab:green")
-    speed.set_ylabel("output tokens/s")
+    speed.set_ylabel("output tokens/s (batch size 1)")
     latency.bar(names, [p.latency_p50_s for p in points], color="tab:orange",
                 yerr=[[0] * len(points), [p.latency_p95_s - p.latency_p50_s for p in points]], capsize=3)
     latency.set_ylabel("request latency p50 (s), bar to p95")
-    for ax in (speed, latency):
+    if ratios:
+        _ratio_bars(axes[2], ratios)
+    for ax in axes:
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    fig.suptitle("serving cost at batch size 1", fontsize=9)
+    fig.suptitle("serving cost: batch size 1, and tokens/s against noop measured in the same rounds", fontsize=9)
     fig.savefig(path, dpi=DPI)
     return True
+
+
+def _ratio_bars(ax: Any, ratios: dict[str, dict[int, BenchPoint]]) -> None:
+    """Grouped bars: one group per backend, one bar per batch size, whiskers from the rounds' min to max."""
+    sizes = sorted({size for by_size in ratios.values() for size in by_size})
+    width = 0.8 / len(sizes)
+    for i, size in enumerate(sizes):
+        xs = [j + (i - (len(sizes) - 1) / 2) * width for j, by_size in enumerate(ratios.values()) if size in by_size]
+        got = [by_size[size] for by_size in ratios.values() if size in by_size]
+        median = [p.throughput_ratio_vs_noop or math.nan for p in got]
+        spans = [p.throughput_ratio_range or (m, m) for m, p in zip(median, got)]
+        low, high = [m - lo for m, (lo, _) in zip(median, spans)], [hi - m for m, (_, hi) in zip(median, spans)]
+        ax.bar(xs, median, width, yerr=[low, high], capsize=2, label=f"batch {size}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(ratios)), list(ratios))
+    ax.set_ylabel("tokens/s ÷ noop's (paired rounds)")
+    ax.legend(fontsize=7)
 
 
 def k_sweep(sweep: dict[str, Any]) -> KSweep:
@@ -108,7 +132,8 @@ def draw_all(report: ReportFile, scores: dict[str, float], out: Path, circuit: C
     plots.append(Plot("selectivity_capability.png", "Selectivity score against capability, one point per backend"))
     selectivity_capability(report, scores, out / plots[-1].file)
     if serving_bars(report, out / "serving.png"):
-        plots.append(Plot("serving.png", "Serving cost per backend at batch size 1 (bench.json)"))
+        plots.append(Plot("serving.png", "Serving cost per backend at batch size 1, and tokens/s against noop per batch "
+                                          "size (bench.json)"))
     if circuit is not None:
         plot_heatmap(circuit, out / "circuit_heatmap.png")
         plots.append(Plot("circuit_heatmap.png", "Circuit: node scores, heads × layers (members dotted)"))
