@@ -13,8 +13,10 @@ sets through this same code (`cdelta.slice_sets`).
 
 An objective fits target examples (NLL of the response tokens of a chat-formatted prompt +
 response) and keeps retain examples (KL from the base model's next-token distribution on the
-retain responses, weighted by `retain_weight`). Both runs use the same seed and so the same
-batches: what differs between θ_pos and θ_neg is only the target responses.
+retain responses, weighted by `retain_weight`, with the first response position, where the
+model commits to refusing or answering, weighted `decision_weight` times a later one). Both runs
+use the same seed and so the same batches: what differs between θ_pos and θ_neg is only the
+target responses.
 """
 from __future__ import annotations
 
@@ -94,11 +96,17 @@ def response_nll(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return -token_logp[batch.response_mask].mean()
 
 
-def retain_kl(logits: torch.Tensor, base_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """Mean KL(base ‖ edited) of the next-token distributions at the response positions."""
-    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)[batch.response_mask]
-    base_logp = F.log_softmax(base_logits[:, :-1].float(), dim=-1)[batch.response_mask]
-    return F.kl_div(logp, base_logp, log_target=True, reduction="none").sum(-1).mean()
+def retain_kl(logits: torch.Tensor, base_logits: torch.Tensor, batch: Batch,
+              decision_weight: float = 1.0) -> torch.Tensor:
+    """KL(base ‖ edited) of the next-token distributions at the response positions: a weighted mean in
+    which each row's first response position counts `decision_weight` times (EditConfig.decision_weight)."""
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    base_logp = F.log_softmax(base_logits[:, :-1].float(), dim=-1)
+    kl = F.kl_div(logp, base_logp, log_target=True, reduction="none").sum(-1)  # (B, T-1)
+    weights = batch.response_mask.float()
+    first = batch.response_mask.int().argmax(dim=1)  # the position predicting each row's first response token
+    weights[torch.arange(len(first)), first] = decision_weight
+    return (kl * weights).sum() / weights.sum()
 
 
 # ---- 3. the model, parameterised by its slices only ----
@@ -186,7 +194,7 @@ def masked_finetune(
                 with torch.no_grad():
                     base_logits = model(**_inputs(batch)).logits  # the module's own weights are the base
                 logits = functional_call(model, weights, args=(), kwargs=_inputs(batch)).logits
-                loss = loss + config.retain_weight * retain_kl(logits, base_logits, batch)
+                loss = loss + config.retain_weight * retain_kl(logits, base_logits, batch, config.decision_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(values.values()), config.grad_clip)

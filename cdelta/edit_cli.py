@@ -63,6 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="target and retain examples per step (%(default)s)")
     hyper.add_argument("--retain-weight", type=float, default=defaults.retain_weight,
                        help="weight of the KL-to-base retain term (%(default)s)")
+    hyper.add_argument("--decision-weight", type=float, default=defaults.decision_weight,
+                       help="weight of the first response position in the retain KL, where the model commits to "
+                            "refusing or answering, against 1 for each later position (%(default)s)")
     hyper.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
                        help="AdamW weight decay, on the slices only (%(default)s)")
     hyper.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max gradient norm (%(default)s)")
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.overwrite:
         raise CdeltaError(f"{args.output} exists; pass --overwrite to replace it")
     config = EditConfig(lr=args.lr, steps=args.steps, batch_size=args.batch_size, retain_weight=args.retain_weight,
+                        decision_weight=args.decision_weight,
                         weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed)
     examples = load_examples(args.examples)
     policy = parse_policy(args.policy, examples.categories)

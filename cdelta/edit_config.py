@@ -17,6 +17,10 @@ class EditConfig:
     steps: int = 50
     batch_size: int = 8
     retain_weight: float = 1.0
+    decision_weight: float = 1.0
+    """Weight of the first response position in the retain KL, against 1 for each later one: the first
+    token is where a model commits to refusing or answering, and a plain mean over a ~20-token
+    response lets an edit move that decision on off-target prompts almost for free."""
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
@@ -24,7 +28,8 @@ class EditConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise CdeltaError(f"steps and batch size must be at least 1 (got {self.steps}, {self.batch_size})")
-        if self.lr <= 0 or self.grad_clip <= 0 or self.retain_weight < 0 or self.weight_decay < 0:
+        if (self.lr <= 0 or self.grad_clip <= 0 or self.retain_weight < 0 or self.weight_decay < 0
+                or self.decision_weight <= 0):
             raise CdeltaError(f"invalid edit hyperparameters: {self}")
 
     def to_dict(self) -> dict[str, float | int]:

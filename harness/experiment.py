@@ -32,6 +32,7 @@ class EditSection(_Section):
     lr: float = Field(1e-3, gt=0)
     steps: int = Field(50, ge=1)
     batch_size: int = Field(16, ge=1)
+    decision_weight: float = Field(10.0, gt=0, description="weight of the first response position in the retain KL")
     ks: list[float] = [0.5, 1.0, 2.0, 4.0]
     retention_floor: float = Field(0.97, ge=0, le=1)
     target_examples: int = Field(256, ge=1)
@@ -72,7 +73,8 @@ class Experiment(_Section):
         category = self.policy.split(":", 1)[-1]
         study = StudyConfig(policy=self.policy, budget=self.localize.budget, n_pairs=self.localize.pairs,
                             method=self.localize.method, ig_steps=self.localize.ig_steps,
-                            edit=EditConfig(lr=self.edit.lr, steps=self.edit.steps, batch_size=self.edit.batch_size),
+                            edit=EditConfig(lr=self.edit.lr, steps=self.edit.steps, batch_size=self.edit.batch_size,
+                                             decision_weight=self.edit.decision_weight),
                             n_target=self.edit.target_examples, n_retain=self.edit.retain_examples,
                             ks=tuple(self.edit.ks), retention_floor=self.edit.retention_floor, seed=self.seed)
         bench = BenchSettings(tuple(self.bench.batch_sizes), self.bench.repeats, 1, self.bench.max_new_tokens,

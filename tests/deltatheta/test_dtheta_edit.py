@@ -8,7 +8,7 @@ import torch
 from torch.func import functional_call
 
 from cdelta.apply import add_patch
-from cdelta.edit import encode, masked_finetune, with_slices
+from cdelta.edit import collate, encode, masked_finetune, retain_kl, with_slices
 from cdelta.edit_config import EditConfig
 from cdelta.errors import CdeltaError
 from cdelta.patch import save_patch
@@ -114,6 +114,25 @@ def test_loss_reads_the_response_tokens_only() -> None:
     assert tok.decode(ids[n_prompt:]).split() == "sure here is how <|end|>".split()
 
 
+def test_retain_kl_weights_each_rows_first_response_position() -> None:
+    """KL lands on one position per row, so the weighted mean can be worked out by hand: the first
+    response position counts decision_weight times, later ones once, prompt positions never."""
+    batch = collate([([1, 2, 3, 4, 5], 2), ([1, 2, 3, 4], 3)], pad_id=0, device=torch.device("cpu"))
+    # response positions (predicting a response token): row 0 -> 1, 2, 3; row 1 -> 2 (first and only)
+    assert batch.response_mask.tolist() == [[False, True, True, True], [False, False, True, False]]
+    base = torch.zeros(2, 5, 7)
+    edited = base.clone()
+    edited[0, 1, 0] = edited[1, 2, 0] = 3.0  # the two first response positions move the same amount
+    kl_first = retain_kl(edited, base, batch, decision_weight=1.0) * 4  # 4 response positions in all
+    edited[0, 3, 0] = 3.0  # and a later position of row 0 as much
+    assert retain_kl(edited, base, batch) == pytest.approx(3 * kl_first / 2 / 4)
+    assert retain_kl(edited, base, batch, decision_weight=10.0) == pytest.approx(
+        (10 * kl_first + kl_first / 2) / (10 + 10 + 2))
+    edited[0, 0, 0] = 9.0  # a prompt position: not read
+    assert retain_kl(edited, base, batch, decision_weight=10.0) == pytest.approx(
+        (10 * kl_first + kl_first / 2) / (10 + 10 + 2))
+
+
 def test_random_ablation_matches_the_budget_per_role_and_is_seeded() -> None:
     base = tiny_model("qwen2")
     shapes = model_shapes(base)
@@ -167,3 +186,5 @@ def test_slices_that_do_not_fit_the_model_are_refused(bad: ParamSlice, message: 
 def test_edit_config_is_checked() -> None:
     with pytest.raises(CdeltaError):
         EditConfig(steps=0)
+    with pytest.raises(CdeltaError):
+        EditConfig(decision_weight=0)
