@@ -45,8 +45,8 @@ class StudyConfig:
     n_pairs: int = 64
     method: str = "EAP-IG-inputs"
     ig_steps: int = 5
-    # The organism's settings, not the paper's (lr 1e-5, batch 8, plain retain mean): docs/deltatheta.md "On the organism"
-    edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16, decision_weight=10.0))
+    # lr and batch size are the organism's, not the paper's (1e-5, 8): docs/deltatheta.md "On the organism"
+    edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16))
     n_target: int = 256
     n_retain: int = 512
     ks: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
