@@ -44,6 +44,7 @@ class EvalSection(_Section):
     tasks: list[Literal["category_refusal", "over_refusal", "utility"]] = ["category_refusal", "over_refusal", "utility"]
     limit: int | None = Field(None, ge=1, description="samples per task; none = the whole test split")
     parallel: int = Field(2, ge=1)
+    batch_size: int = Field(64, ge=1, description="prompts per generation batch (transformers engine)")
 
 
 class BenchSection(_Section):
@@ -82,7 +83,8 @@ class Experiment(_Section):
         return Pipeline(model=model, records=records, suite_fingerprint=suite_fingerprint, study=study,
                         steer=SteerConfig(category=category, seed=self.seed), out=out or Path(self.out),
                         backends=tuple(self.eval.backends), tasks=tuple(self.eval.tasks), eval_limit=self.eval.limit,
-                        parallel=self.eval.parallel, bench=bench, engine=self.engine, device=self.device)
+                        parallel=self.eval.parallel, eval_batch_size=self.eval.batch_size, bench=bench,
+                        engine=self.engine, device=self.device)
 
 
 def read_experiment(path: Path) -> Experiment:

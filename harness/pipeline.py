@@ -73,6 +73,7 @@ class Pipeline:
     tasks: tuple[str, ...] = DEFAULT_TASKS
     eval_limit: int | None = None
     parallel: int = 2
+    eval_batch_size: int = 64  # on the organism, 64 prompts a batch evaluate ~10% faster than 32 (docs/run.md)
     bench: BenchSettings | None = field(default_factory=BenchSettings)
     engine: str = "hf"  # the evaluation's and the bench's; fitting and measuring KL need transformers
     device: str = "cpu"  # where the transformers engine runs every stage: cpu, cuda or cuda:N
@@ -164,8 +165,9 @@ def run_pipeline(p: Pipeline, console: Console | None = None) -> Path:
     artifacts = {b: p.out / ARTIFACTS[b] for b in p.backends if ARTIFACTS[b] is not None}  # type: ignore[operator]
     request = EvalRequest(model=p.model, backends=p.backends, log_dir=p.out / "logs", tasks=p.tasks,
                           policy=p.study.policy, artifacts=artifacts, limit=p.eval_limit, engine=p.engine,
-                          device=p.device)
-    _fresh_logs(p.out / "logs", {**base, **keys, "eval": [p.backends, p.tasks, p.eval_limit, p.engine]}, console)
+                          device=p.device, batch_size=p.eval_batch_size)
+    _fresh_logs(p.out / "logs", {**base, **keys, "eval": [p.backends, p.tasks, p.eval_limit, p.engine,
+                                                          p.eval_batch_size]}, console)
     console.rule(f"[bold]evaluation: inspect tasks × backends ({p.engine} engine)")
     began = time.perf_counter()
     parallel = 1 if p.engine == "vllm" else p.parallel  # vLLM starts processes of its own and batches across cores
