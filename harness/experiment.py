@@ -33,7 +33,7 @@ class EditSection(_Section):
     steps: int = Field(50, ge=1)
     batch_size: int = Field(16, ge=1)
     decision_weight: float = Field(1.0, gt=0, description="weight of the first response position in the retain KL")
-    ks: list[float] = [0.5, 1.0, 2.0, 4.0]
+    ks: list[float] = [0.25, 0.5, 1.0, 2.0]
     retention_floor: float = Field(0.97, ge=0, le=1)
     target_examples: int = Field(256, ge=1)
     retain_examples: int = Field(512, ge=1)

@@ -26,8 +26,8 @@ def test_settings_reach_the_pipeline(tmp_path: Path) -> None:
     experiment = read_experiment(EXAMPLES / "organism.toml")
     records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
     pipeline = experiment.pipeline(tmp_path, records, "fp", out=tmp_path / "out")
-    assert pipeline.study.budget == 0.05 and pipeline.study.edit.lr == 1e-3 and pipeline.study.ks == (0.5, 1.0, 2.0, 4.0)
-    assert pipeline.steer.category == "health_consultation" and pipeline.eval_limit == 700
+    assert pipeline.study.budget == 0.05 and pipeline.study.edit.lr == 1e-3 and pipeline.study.ks == (0.25, 0.5, 1.0, 2.0)
+    assert pipeline.steer.category == "health_consultation" and pipeline.eval_limit == 600
     assert pipeline.bench is not None and pipeline.bench.batch_sizes == (1, 8, 32)
     assert pipeline.bench.schedule is None and pipeline.eval_batch_size == 64  # the engine's default schedule
     assert pipeline.out == tmp_path / "out"
