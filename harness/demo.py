@@ -24,18 +24,18 @@ from tasks.suite.generate import generate_suite, suite_fingerprint
 # `eval.limit` unset evaluates the whole split. (700 took the demo to 15 min 18 s on a quiet machine.)
 DEMO_EVAL_LIMIT = 600
 # The --small organism is too weak for the default budget and samples: smaller settings, same code path.
-SMALL_STUDY = dict(n_pairs=16, n_target=64, n_retain=128, ks=(1.0, 4.0), dev_per_category=10,
+SMALL_STUDY = dict(n_pairs=16, n_target=64, n_retain=128, ks=(1.0, 4.0), dev_per_category=10, dev_utility=10,
                    edit=EditConfig(lr=1e-3, steps=10, batch_size=8), budget=0.2)
 # Two layers: the 80% layer cut of the refusal-direction filters would leave only the embeddings.
 SMALL_STEER = dict(n_train=64, condition_dev_per_category=20, dev_per_category=10, coefficients=(0.5, 1.0, 1.5),
                    max_layer_fraction=1.0)
 SMALL_BENCH = BenchSettings(batch_sizes=(1, 4), repeats=1, warmup=1, max_new_tokens=8, prompts=8)
-# The demo's serving bench: a quarter of `cdelta bench`'s prompts at batch sizes 1 and 8, in three paired
-# rounds (docs/bench.md), so that it takes about 2 of the demo's minutes; `cdelta bench` with its defaults
-# (batch sizes 1, 8, 32) is the measurement to quote. Before the bench paired its rounds, 16 prompts left batch-1 throughput noisy
+# The demo's serving bench: an eighth of `cdelta bench`'s prompts at batch sizes 1 and 8, in three paired
+# rounds (docs/bench.md), so that it takes under 1.5 of the demo's minutes (16 prompts took 132 s and the demo
+# to 14 min 48 s); `cdelta bench` with its defaults (64 prompts, batch sizes 1, 8, 32) is the measurement to quote. Before the bench paired its rounds, 16 prompts left batch-1 throughput noisy
 # (the same checkpoint shape measured 138 and 98 tokens/s in one run): the drift between backends measured
 # one after another.
-DEMO_BENCH = BenchSettings(batch_sizes=(1, 8), repeats=3, prompts=16)
+DEMO_BENCH = BenchSettings(batch_sizes=(1, 8), repeats=3, prompts=8)
 # The demo evaluates on transformers unless asked: on 2 cores vLLM's CPU build took 124 s for one backend's
 # 700-sample evaluation where transformers took 93 s, and it runs backends one at a time where transformers
 # runs two, so the demo would take about 7 minutes longer (`--engine vllm` or `auto` to choose it).

@@ -53,6 +53,9 @@ class StudyConfig:
     ks: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     retention_floor: float = 0.97
     dev_per_category: int = 40
+    # Retention is a ratio of two exact-match accuracies, held to a 0.97 floor: at 40 utility items (about 26
+    # answered right) one lost answer failed it, so the k chosen for each variant was decided by a single item.
+    dev_utility: int = 200
     max_new_tokens: int = 24
     seed: int = 0
 
@@ -112,7 +115,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
             model_name=str(model_dir), circuit=CircuitRef.of(circuit_path)))
 
     # 3. k on the dev split, per variant
-    dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed)
+    dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed, per_utility=cfg.dev_utility)
     base_dev = stage("measure: base on dev", lambda: measure(engine, dev, params, "base dev"))
     chosen: dict[str, Patch] = {}
     sweeps = {}

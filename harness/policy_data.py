@@ -62,13 +62,16 @@ def edit_examples(records: Sequence[PromptRecord], policy: Policy, n_target: int
     return ExampleSet(tuple(out), f"suite:{split}")
 
 
-def subsample(records: Sequence[PromptRecord], split: str, per_category: int, seed: int) -> list[PromptRecord]:
-    """At most `per_category` records of each suite category in `split`: a dev set that is quick to generate."""
+def subsample(records: Sequence[PromptRecord], split: str, per_category: int, seed: int,
+              per_utility: int | None = None) -> list[PromptRecord]:
+    """At most `per_category` records of each suite category in `split` (`per_utility` of the utility
+    items, when given): a dev set that is quick to generate."""
     rng = random.Random(f"subsample/{seed}/{split}")
     out: list[PromptRecord] = []
     for category in CATEGORIES:
+        n = per_utility if category == "utility" and per_utility is not None else per_category
         items = [r for r in records if r.split == split and r.category == category]
-        out += items if len(items) <= per_category else rng.sample(items, per_category)
+        out += items if len(items) <= n else rng.sample(items, n)
     return out
 
 
