@@ -31,10 +31,10 @@ SMALL_STEER = dict(n_train=64, condition_dev_per_category=20, dev_per_category=1
                    max_layer_fraction=1.0)
 SMALL_BENCH = BenchSettings(batch_sizes=(1, 4), repeats=1, warmup=1, max_new_tokens=8, prompts=8)
 # The demo's serving bench: an eighth of `cdelta bench`'s prompts at batch sizes 1 and 8, in three paired
-# rounds (docs/bench.md), so that it takes under 1.5 of the demo's minutes (16 prompts took 132 s and the demo
-# to 14 min 48 s); `cdelta bench` with its defaults (64 prompts, batch sizes 1, 8, 32) is the measurement to quote. Before the bench paired its rounds, 16 prompts left batch-1 throughput noisy
-# (the same checkpoint shape measured 138 and 98 tokens/s in one run): the drift between backends measured
-# one after another.
+# rounds (docs/bench.md), so that it takes about 1.5 of the demo's minutes (16 prompts took 132 s and the
+# demo to 14 min 48 s); `cdelta bench` with its defaults (64 prompts, batch sizes 1, 8, 32) is the
+# measurement to quote. Pairing the rounds is what makes so few prompts usable: measured one backend after
+# another, 16 prompts gave the same checkpoint shape 138 and 98 tokens/s in one run.
 DEMO_BENCH = BenchSettings(batch_sizes=(1, 8), repeats=3, prompts=8)
 # The demo evaluates on transformers unless asked: on 2 cores vLLM's CPU build took 124 s for one backend's
 # 700-sample evaluation where transformers took 93 s, and it runs backends one at a time where transformers
