@@ -14,8 +14,8 @@ from matplotlib.patches import Rectangle
 from cdelta.circuit.artifact import Circuit
 from cdelta.circuit.plots import plot_faithfulness, plot_heatmap
 from cdelta.sweep import KSweep, SweepPoint
-from harness.reporting.costs import batch1_latency
-from harness.reporting.schema import BenchPoint, ReportFile
+from harness.reporting.costs import batch1
+from harness.reporting.schema import BenchBackend, ReportFile
 
 DPI = 120
 
@@ -74,14 +74,12 @@ def selectivity_capability(report: ReportFile, scores: dict[str, float], path: P
 def serving_bars(report: ReportFile, path: Path) -> bool:
     """Output tokens/s and p50 request latency at batch size 1, and tokens/s against noop at every batch size
     (median and min–max over the paired rounds); False when no backend was benchmarked."""
-    measured = [(b.backend, b.serving) for b in report.backends if batch1_latency(b.serving) is not None]
+    measured = [(b.backend, b.serving, point) for b in report.backends if (point := batch1(b.serving)) is not None]
     if not measured:
         return False
-    names = [name for name, _ in measured]
-    points = [next(p for p in s.points if p.batch_size == 1) for _, s in measured if s is not None]
-    ratios = {name: {p.batch_size: p for p in s.points if p.throughput_ratio_range is not None}
-              for name, s in measured if s is not None}
-    ratios = {name: by_size for name, by_size in ratios.items() if by_size}
+    names = [name for name, _, _ in measured]
+    points = [point for _, _, point in measured]
+    ratios = {name: by_size for name, serving, _ in measured if serving is not None and (by_size := _ratios(serving))}
     fig = Figure(figsize=(max(6.0, 1.2 * len(names) + 3) * (1.5 if ratios else 1), 3.6), layout="constrained")
     axes = fig.subplots(1, 3 if ratios else 2)
     speed, latency = axes[0], axes[1]
@@ -99,17 +97,21 @@ def serving_bars(report: ReportFile, path: Path) -> bool:
     return True
 
 
-def _ratio_bars(ax: Any, ratios: dict[str, dict[int, BenchPoint]]) -> None:
+def _ratios(serving: BenchBackend) -> dict[int, tuple[float, float, float]]:
+    """(median, min, max) of tokens/s against noop per batch size, where the bench paired it with noop."""
+    return {p.batch_size: (p.throughput_ratio_vs_noop, *p.throughput_ratio_range) for p in serving.points
+            if p.throughput_ratio_vs_noop is not None and p.throughput_ratio_range is not None}
+
+
+def _ratio_bars(ax: Any, ratios: dict[str, dict[int, tuple[float, float, float]]]) -> None:
     """Grouped bars: one group per backend, one bar per batch size, whiskers from the rounds' min to max."""
     sizes = sorted({size for by_size in ratios.values() for size in by_size})
     width = 0.8 / len(sizes)
     for i, size in enumerate(sizes):
         xs = [j + (i - (len(sizes) - 1) / 2) * width for j, by_size in enumerate(ratios.values()) if size in by_size]
         got = [by_size[size] for by_size in ratios.values() if size in by_size]
-        median = [p.throughput_ratio_vs_noop or math.nan for p in got]
-        spans = [p.throughput_ratio_range or (m, m) for m, p in zip(median, got)]
-        low, high = [m - lo for m, (lo, _) in zip(median, spans)], [hi - m for m, (_, hi) in zip(median, spans)]
-        ax.bar(xs, median, width, yerr=[low, high], capsize=2, label=f"batch {size}")
+        ax.bar(xs, [m for m, _, _ in got], width, yerr=[[m - lo for m, lo, _ in got], [hi - m for m, _, hi in got]],
+               capsize=2, label=f"batch {size}")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(range(len(ratios)), list(ratios))
     ax.set_ylabel("tokens/s ÷ noop's (paired rounds)")
@@ -132,8 +134,8 @@ def draw_all(report: ReportFile, scores: dict[str, float], out: Path, circuit: C
     plots.append(Plot("selectivity_capability.png", "Selectivity score against capability, one point per backend"))
     selectivity_capability(report, scores, out / plots[-1].file)
     if serving_bars(report, out / "serving.png"):
-        plots.append(Plot("serving.png", "Serving cost per backend at batch size 1, and tokens/s against noop per batch "
-                                          "size (bench.json)"))
+        plots.append(Plot("serving.png", "Serving cost per backend at batch size 1, and tokens/s against noop "
+                                          "per batch size (bench.json)"))
     if circuit is not None:
         plot_heatmap(circuit, out / "circuit_heatmap.png")
         plots.append(Plot("circuit_heatmap.png", "Circuit: node scores, heads × layers (members dotted)"))
