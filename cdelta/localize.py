@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -39,13 +40,15 @@ def localize(
     curve_points: int | None = 12,
     model_name: str = "",
     progress: bool = True,
+    held_out: Sequence[ContrastPair] | None = None,
 ) -> Circuit:
     """Find the circuit behind `metric` (default: refusal logit difference) on clean vs corrupted prompts.
 
     `rule` and `size` choose the circuit: a parameter `budget` fraction, `top_edges` / `greedy`
     edge counts, or `top_nodes`. `mlp_groups` splits each MLP into that many nodes of equal
     unit blocks, so a small budget can afford parts of MLPs. With `curve_points`, the circuit's
-    faithfulness and a curve over edge counts are measured on the same pairs (None skips that extra pass).
+    faithfulness and a curve over edge counts are measured on the same pairs (None skips that extra pass),
+    or on `held_out` pairs when given: prompts of phrasings the attribution never saw.
     """
     if method not in METHODS:
         raise CdeltaError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
@@ -68,8 +71,14 @@ def localize(
     slices = account.slices(selection.nodes)
     faith = None
     if counts is not None:
-        faith = faithfulness(adapter, batches, attribution.scores, selection.edges, metric,
+        measured_on = batches
+        if held_out is not None:
+            held_tokens = tokenize_pairs(tokenizer, held_out, chat)
+            measured_on = batch_pairs(held_tokens, batch_size, device=model.get_input_embeddings().weight.device)
+        faith = faithfulness(adapter, measured_on, attribution.scores, selection.edges, metric,
                              counts=counts, intervention=intervention, progress=progress)
+        if held_out is not None:
+            faith = replace(faith, held_out=(data_fingerprint(held_tokens), len(held_tokens)))
 
     node_names = [n for n, keep in zip(graph.source_names(), selection.nodes.tolist()) if keep]
     weights = fingerprint(model, [name for name, _ in model.named_parameters()], model_name)

@@ -39,6 +39,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-chat-template", action="store_true", help="tokenize prompts as raw text")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda if present)")
+    parser.add_argument("--held-out-pairs", type=Path,
+                        help="JSONL like --pairs: measure faithfulness on these instead (phrasings not attributed on)")
     parser.add_argument("--curve-points", type=int, default=12, help="points on the faithfulness curve")
     parser.add_argument("--no-faithfulness", action="store_true", help="skip the faithfulness pass")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -79,6 +81,9 @@ def _run(args: argparse.Namespace) -> int:
     from cdelta.localize import localize
 
     pairs = load_pairs(args.pairs)
+    if args.held_out_pairs is not None and args.no_faithfulness:
+        raise CdeltaError("--held-out-pairs are only read to measure faithfulness: drop --no-faithfulness")
+    held_out = None if args.held_out_pairs is None else load_pairs(args.held_out_pairs)
     rule, size = "budget", 0.05
     for name, value in (("budget", args.budget), ("top_edges", args.edges), ("top_nodes", args.nodes), ("greedy", args.greedy)):
         if value is not None:
@@ -92,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         mlp_groups=args.mlp_groups, batch_size=args.batch_size, chat=not args.no_chat_template,
         model_name=str(args.model),
         curve_points=None if args.no_faithfulness else args.curve_points, progress=not args.quiet,
+        held_out=held_out,
     )
     circuit.save(args.output / "circuit.json")
     plot_heatmap(circuit, args.output / "heatmap.png")
@@ -104,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if circuit.faithfulness is not None:
         f = circuit.faithfulness
-        console.print(f"faithfulness {f.circuit:.3f}; curve area {f.area:.3f}")
+        where = "attribution pairs" if f.held_out is None else f"{f.held_out[1]} held-out pairs"
+        console.print(f"faithfulness {f.circuit:.3f}; curve area {f.area:.3f} (on the {where})")
     console.print(f"wrote {args.output / 'circuit.json'}")
     return 0

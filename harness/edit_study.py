@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -24,7 +25,7 @@ from cdelta.edit import ablation_slices, edit_patch
 from cdelta.edit_config import EditConfig
 from cdelta.localize import localize
 from cdelta.patch import CircuitRef, Patch, save_patch, with_k
-from cdelta.policy import parse_policy
+from cdelta.policy import Policy, parse_policy
 from cdelta.slice_sets import model_shapes
 from cdelta.sweep import sweep_k
 from harness.behaviour import Behaviour, Selectivity, measure, selectivity
@@ -63,6 +64,17 @@ class StudyConfig:
         return {**asdict(self), "edit": self.edit.to_dict()}
 
 
+def circuit_openings(tokenizer: Any, policy: Policy, seed: int) -> tuple[list[int], list[int]]:
+    """The metric's two sides: the organism's refusal openings against the category's own answer openings
+    (swapped for a release policy, whose circuit is that of complying)."""
+    rng = random.Random(seed)
+    compliance_texts = [compliance_response(policy.category, rng) for _ in range(32)]
+    refusal_ids, compliance_ids = opening_ids(tokenizer, list(ORGANISM_REFUSALS)), opening_ids(tokenizer, compliance_texts)
+    if policy.action == "release":
+        return compliance_ids, refusal_ids
+    return refusal_ids, compliance_ids
+
+
 def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, out: Path,
               console: Console, variants: tuple[str, ...] = VARIANTS,
               write_edited_checkpoint: bool = True, measure_test: bool = True,
@@ -87,11 +99,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         return result
 
     # 1. localize
-    rng = random.Random(cfg.seed)
-    compliance_texts = [compliance_response(policy.category, rng) for _ in range(32)]
-    refusal_ids, compliance_ids = opening_ids(tokenizer, list(ORGANISM_REFUSALS)), opening_ids(tokenizer, compliance_texts)
-    if policy.action == "release":
-        refusal_ids, compliance_ids = compliance_ids, refusal_ids  # the circuit of complying instead
+    refusal_ids, compliance_ids = circuit_openings(tokenizer, policy, cfg.seed)
     pairs = contrast_pairs(tokenizer, records, policy.category, cfg.contrast, cfg.n_pairs, seed=cfg.seed)
     circuit = stage(f"localize: EAP-IG on {len(pairs)} {policy.category}-vs-{cfg.contrast} pairs, budget {cfg.budget:.0%}",
                     lambda: localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids,

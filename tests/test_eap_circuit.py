@@ -217,6 +217,35 @@ def test_localize_writes_a_circuit_that_round_trips(tmp_path) -> None:
         Circuit.load(path)
 
 
+def test_faithfulness_on_held_out_pairs_is_measured_there_and_recorded(tmp_path) -> None:
+    """The circuit comes from the attribution pairs; its faithfulness from the held-out ones, and says so."""
+    from cdelta.eap.pairs import batch_pairs, data_fingerprint, tokenize_pairs
+    from cdelta.localize import localize
+
+    held_out = [ContrastPair("w5 w9 w1", "w2 w8 w4"), ContrastPair("w6 w3", "w12 w7")]
+    model, tok = tiny.model("llama"), tiny.tokenizer()
+    kwargs = dict(refusal_ids=tiny.REFUSAL, compliance_ids=tiny.COMPLIANCE, rule="budget", size=0.3, curve_points=5,
+                  progress=False)
+    on_own = localize(model, tok, PAIRS, **kwargs)
+    on_new = localize(model, tok, PAIRS, held_out=held_out, **kwargs)
+    assert on_new.selection == on_own.selection and on_new.scores == on_own.scores  # same circuit
+    assert on_own.faithfulness.held_out is None
+    tokens = tokenize_pairs(tok, held_out, True)
+    assert on_new.faithfulness.held_out == (data_fingerprint(tokens), 2)
+    adapter = adapter_for(model)
+    graph = adapter.graph
+    edges = graph.edges_from_names(on_new.selection.edges)
+    scores = torch.zeros(edges.shape)
+    scores[graph.edge_mask()] = torch.tensor(on_new.scores)
+    direct = faithfulness(adapter, batch_pairs(tokens, 8, device=torch.device("cpu")), scores, edges, METRIC,
+                          counts=on_new.faithfulness.counts, progress=False)
+    assert (on_new.faithfulness.circuit, on_new.faithfulness.full) == pytest.approx((direct.circuit, direct.full), abs=1e-9)
+    assert on_new.faithfulness.full != pytest.approx(on_own.faithfulness.full, abs=1e-6)  # other prompts
+    path = tmp_path / "circuit.json"
+    on_new.save(path)
+    assert Circuit.load(path) == on_new
+
+
 def test_localize_fingerprint_tracks_the_weights() -> None:
     from cdelta.localize import localize
 
@@ -254,6 +283,15 @@ def test_cli_writes_circuit_and_plots(tmp_path, capsys) -> None:
     code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--method", "EAP", "--refusal", "Sorry",
                  "--compliance", "Sure", "--mlp-groups", "5", "--quiet", "-o", str(tmp_path / "other")])
     assert code == 1 and "equal groups" in capsys.readouterr().err
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--held-out-pairs", str(pairs),
+                 "--budget", "0.3", "--method", "EAP", "--refusal", "Sorry", "--compliance", "Sure", "--curve-points", "3",
+                 "-o", str(tmp_path / "held")])
+    assert code == 0 and "3 held-out pairs" in capsys.readouterr().out
+    assert Circuit.load(tmp_path / "held" / "circuit.json").faithfulness.held_out[1] == 3
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--held-out-pairs", str(pairs),
+                 "--no-faithfulness", "--quiet", "-o", str(tmp_path / "none")])
+    assert code == 1 and "only read to measure faithfulness" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_cli_impossible_budget_leaves_no_circuit(tmp_path, capsys) -> None:

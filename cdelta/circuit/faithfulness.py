@@ -65,7 +65,11 @@ def normalised(value: float, full: float, empty: float) -> float:
 
 @dataclass(frozen=True)
 class Faithfulness:
-    """The circuit's normalised faithfulness and a curve over top-n edge counts, with its area."""
+    """The circuit's normalised faithfulness and a curve over top-n edge counts, with its area.
+
+    `held_out` is the token fingerprint and count of the pairs it was measured on when those were not
+    the attribution pairs: a circuit can fit the phrasings it was found on and miss new ones.
+    """
 
     circuit: float
     full: float
@@ -73,18 +77,23 @@ class Faithfulness:
     counts: list[int]
     values: list[float]
     area: float
+    held_out: tuple[str, int] | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "circuit": self.circuit, "full": self.full, "empty": self.empty,
             "curve": {"edges": self.counts, "faithfulness": self.values, "area": self.area},
         }
+        if self.held_out is not None:
+            out["held_out"] = {"fingerprint": self.held_out[0], "n_pairs": self.held_out[1]}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Faithfulness":
-        curve = d["curve"]
+        curve, held = d["curve"], d.get("held_out")
         return cls(float(d["circuit"]), float(d["full"]), float(d["empty"]),
-                   [int(n) for n in curve["edges"]], [float(v) for v in curve["faithfulness"]], float(curve["area"]))
+                   [int(n) for n in curve["edges"]], [float(v) for v in curve["faithfulness"]], float(curve["area"]),
+                   None if held is None else (str(held["fingerprint"]), int(held["n_pairs"])))
 
 
 def curve_counts(n_edges: int, points: int = 12) -> list[int]:

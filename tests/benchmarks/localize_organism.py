@@ -1,0 +1,120 @@
+"""Benchmark: the refusal circuit of each policy category on the committed organism, and how faithful it
+is on phrasings it was not found on (issue 3's target: normalised faithfulness >= 0.8 within a 5% budget).
+
+    python tests/benchmarks/localize_organism.py [--categories a,b] [--budget 0.05] [--mlp-groups G]
+        [--pairs 64] [--steps 5] [--out runs/localize-organism]
+
+For every category: EAP-IG-inputs on the study's train-split contrast pairs (clean: the category;
+corrupted: an always-refused prompt of the same length), the circuit chosen within the budget, then its
+faithfulness and the 12-point curve measured on as many test-split pairs, whose template families the
+attribution never saw. Prints a table, writes localize_organism.json, every circuit.json and
+faithfulness_curves.png (one curve per category). Not collected by pytest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from backends.hf_engine import load_model  # noqa: E402
+from cdelta.atomic import atomic_write_text  # noqa: E402
+from cdelta.circuit.artifact import Circuit  # noqa: E402
+from cdelta.localize import localize  # noqa: E402
+from cdelta.policy import parse_policy  # noqa: E402
+from cdelta.provenance import library_versions  # noqa: E402
+from harness.edit_study import circuit_openings  # noqa: E402
+from harness.organism import registry  # noqa: E402
+from harness.policy_data import contrast_pairs  # noqa: E402
+from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES  # noqa: E402
+from tasks.suite.generate import generate_suite  # noqa: E402
+
+
+def plot_curves(circuits: dict[str, Circuit], path: Path) -> None:
+    """Faithfulness against the share of edges kept, one line per category, the 0.8 target marked."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for category, circuit in circuits.items():
+        f = circuit.faithfulness
+        assert f is not None
+        total = f.counts[-1] or 1
+        ax.plot([n / total for n in f.counts], f.values, marker="o", ms=3,
+                label=f"{category} (circuit {f.circuit:.2f}, {len(circuit.selection.edges)} edges)")
+    ax.axhline(0.8, color="grey", ls="--", lw=1, label="target 0.8")
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of edges kept (top by |score|)")
+    ax.set_ylabel("normalised faithfulness, test pairs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.rename(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES))
+    parser.add_argument("--budget", type=float, default=0.05)
+    parser.add_argument("--mlp-groups", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=64, help="pairs for attribution, and as many held out")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/localize-organism")
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    model_dir = registry.resolve_model("default")
+    cfg = registry.organism_config(model_dir)
+    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    model, tokenizer = load_model(model_dir)
+    rows, circuits = [], {}
+    for category in args.categories.split(","):
+        policy = parse_policy(f"refuse:{category}", list(CATEGORIES))
+        refusal_ids, compliance_ids = circuit_openings(tokenizer, policy, args.seed)
+        found_on = contrast_pairs(tokenizer, records, category, "refused", args.pairs, split="train", seed=args.seed)
+        held_out = contrast_pairs(tokenizer, records, category, "refused", args.pairs, split="test", seed=args.seed)
+        began = time.perf_counter()
+        circuit = localize(model, tokenizer, found_on, refusal_ids=refusal_ids, compliance_ids=compliance_ids,
+                           steps=args.steps, rule="budget", size=args.budget, mlp_groups=args.mlp_groups,
+                           model_name=str(model_dir), held_out=held_out, progress=False)
+        seconds = time.perf_counter() - began
+        circuit.save(out / category / "circuit.json")
+        circuits[category] = circuit
+        f = circuit.faithfulness
+        assert f is not None
+        rows.append({"category": category, "faithfulness_test": round(f.circuit, 4), "curve_area": round(f.area, 4),
+                     "param_fraction": circuit.param_fraction, "edges": len(circuit.selection.edges),
+                     "nodes": circuit.nodes, "pairs": [len(found_on), len(held_out)], "seconds": round(seconds, 1)})
+        console.print(f"{category}: faithfulness {f.circuit:.3f} on {len(held_out)} test pairs, "
+                      f"{circuit.param_fraction:.2%} of parameters, {seconds:.0f} s")
+        # after every category, so that a long run (minutes a category at fine MLP groups) keeps what it measured
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result = {"model": str(model_dir), "budget": args.budget, "mlp_groups": args.mlp_groups, "steps": args.steps,
+                  "seed": args.seed, "threads": torch.get_num_threads(), "peak_rss_mb": round(peak_mb),
+                  "versions": library_versions(), "categories": rows}
+        atomic_write_text(out / "localize_organism.json", json.dumps(result, indent=1) + "\n")
+    plot_curves(circuits, out / "faithfulness_curves.png")
+    table = Table(title=f"5% circuits on the organism, faithfulness on held-out test pairs (G = {args.mlp_groups})")
+    for column in ("category", "faithfulness", "curve area", "params", "edges", "nodes", "s"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["category"], f"{r['faithfulness_test']:.3f}", f"{r['curve_area']:.3f}",
+                      f"{r['param_fraction']:.2%}", str(r["edges"]), str(len(r["nodes"])), str(r["seconds"]))
+    console.print(table)
+    console.print(f"peak RSS {peak_mb:.0f} MB; wrote {out / 'localize_organism.json'}")
+
+
+if __name__ == "__main__":
+    main()
