@@ -60,8 +60,9 @@ def localize(
     metric = metric or refusal_logit_diff(refusal_ids, compliance_ids)
     adapter = adapter_for(model, mlp_groups)
     model.eval()
+    device = model.get_input_embeddings().weight.device
     tokens = tokenize_pairs(tokenizer, pairs, chat)
-    batches = batch_pairs(tokens, batch_size, device=model.get_input_embeddings().weight.device)
+    batches = batch_pairs(tokens, batch_size, device=device)
     graph, account = adapter.graph, ParamAccount(adapter)
     real = graph.edge_mask()
     counts = None if curve_points is None else curve_counts(int(real.sum()), curve_points)
@@ -74,7 +75,7 @@ def localize(
         measured_on = batches
         if held_out is not None:
             held_tokens = tokenize_pairs(tokenizer, held_out, chat)
-            measured_on = batch_pairs(held_tokens, batch_size, device=model.get_input_embeddings().weight.device)
+            measured_on = batch_pairs(held_tokens, batch_size, device=device)
         faith = faithfulness(adapter, measured_on, attribution.scores, selection.edges, metric,
                              counts=counts, intervention=intervention, progress=progress)
         if held_out is not None:

@@ -9,27 +9,67 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
 from cdelta.circuit.artifact import Circuit  # noqa: E402
+from cdelta.circuit.faithfulness import Faithfulness  # noqa: E402
 from cdelta.errors import CdeltaError  # noqa: E402
 
 
 def plot_faithfulness(circuit: Circuit, path: Path) -> None:
     """Normalised faithfulness against the number of top-|score| edges kept."""
-    if circuit.faithfulness is None:
-        raise CdeltaError("this circuit has no faithfulness curve to plot")
-    f = circuit.faithfulness
+    f = _curve(circuit, "this circuit")
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(f.counts, f.values, marker="o")
+    _faithfulness_axes(ax, [f])
+    ax.set_title(f"{circuit.method}: curve area {f.area:.3f}\ncircuit of {len(circuit.selection.edges)} edges: {f.circuit:.3f}")
+    _save(fig, path)
+
+
+def plot_faithfulness_curves(circuits: dict[str, Circuit], path: Path, target: float | None = None) -> None:
+    """Several circuits' curves on one graph (one line per label, all found on the same model graph), with an
+    optional target line: how circuits of several categories compare."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    curves = []
+    for label, circuit in circuits.items():
+        f = _curve(circuit, label)
+        curves.append(f)
+        ax.plot(f.counts, f.values, marker="o", ms=3,
+                label=f"{label} (circuit of {len(circuit.selection.edges)} edges: {f.circuit:.3f})")
+    if target is not None:
+        ax.axhline(target, color="tab:red", lw=0.8, ls=":", label=f"target {target:g}")
+    _faithfulness_axes(ax, curves)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def _curve(circuit: Circuit, name: str) -> Faithfulness:
+    if circuit.faithfulness is None:
+        raise CdeltaError(f"{name} has no faithfulness curve to plot")
+    return circuit.faithfulness
+
+
+def _faithfulness_axes(ax: Axes, curves: list[Faithfulness]) -> None:
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(left=0)
     ax.set_xlabel("edges kept (top |score|)")
-    ax.set_ylabel("normalised faithfulness")
-    ax.set_title(f"{circuit.method}: curve area {f.area:.3f}\ncircuit of {len(circuit.selection.edges)} edges: {f.circuit:.3f}")
+    held_out = all(f.held_out is not None for f in curves)
+    ax.set_ylabel("normalised faithfulness" + (", held-out pairs" if held_out else ""))
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """Through a temporary file beside `path` and a rename: a reader never sees half a picture."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        fig.savefig(partial, dpi=120, format=path.suffix.lstrip(".") or "png")
+        partial.replace(path)
+    finally:
+        plt.close(fig)
+        partial.unlink(missing_ok=True)
 
 
 def node_score_grid(circuit: Circuit) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +112,4 @@ def plot_heatmap(circuit: Circuit, path: Path) -> None:
     ax.set_ylabel("layer")
     ax.set_title(f"node scores, {circuit.method}\ncircuit: {circuit.param_fraction:.2%} of parameters", fontsize=9)
     fig.colorbar(image, ax=ax, label="sum of outgoing edge scores")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)

@@ -18,47 +18,21 @@ import resource
 import time
 from pathlib import Path
 
-import matplotlib
+import torch
+from rich.console import Console
+from rich.table import Table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from backends.hf_engine import load_model  # noqa: E402
-from cdelta.atomic import atomic_write_text  # noqa: E402
-from cdelta.circuit.artifact import Circuit  # noqa: E402
-from cdelta.localize import localize  # noqa: E402
-from cdelta.policy import parse_policy  # noqa: E402
-from cdelta.provenance import library_versions  # noqa: E402
-from harness.edit_study import circuit_openings  # noqa: E402
-from harness.organism import registry  # noqa: E402
-from harness.policy_data import contrast_pairs  # noqa: E402
-from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES  # noqa: E402
-from tasks.suite.generate import generate_suite  # noqa: E402
-
-
-def plot_curves(circuits: dict[str, Circuit], path: Path) -> None:
-    """Faithfulness against the share of edges kept, one line per category, the 0.8 target marked."""
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for category, circuit in circuits.items():
-        f = circuit.faithfulness
-        assert f is not None
-        total = f.counts[-1] or 1
-        ax.plot([n / total for n in f.counts], f.values, marker="o", ms=3,
-                label=f"{category} (circuit {f.circuit:.2f}, {len(circuit.selection.edges)} edges)")
-    ax.axhline(0.8, color="grey", ls="--", lw=1, label="target 0.8")
-    ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of edges kept (top by |score|)")
-    ax.set_ylabel("normalised faithfulness, test pairs")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.rename(path)
+from backends.hf_engine import load_model
+from cdelta.atomic import atomic_write_text
+from cdelta.circuit.plots import plot_faithfulness_curves
+from cdelta.localize import localize
+from cdelta.policy import parse_policy
+from cdelta.provenance import library_versions
+from harness.edit_study import circuit_openings
+from harness.organism import registry
+from harness.policy_data import contrast_pairs
+from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
+from tasks.suite.generate import generate_suite
 
 
 def main() -> None:
@@ -105,7 +79,7 @@ def main() -> None:
                   "seed": args.seed, "threads": torch.get_num_threads(), "peak_rss_mb": round(peak_mb),
                   "versions": library_versions(), "categories": rows}
         atomic_write_text(out / "localize_organism.json", json.dumps(result, indent=1) + "\n")
-    plot_curves(circuits, out / "faithfulness_curves.png")
+    plot_faithfulness_curves(circuits, out / "faithfulness_curves.png", target=0.8)
     table = Table(title=f"5% circuits on the organism, faithfulness on held-out test pairs (G = {args.mlp_groups})")
     for column in ("category", "faithfulness", "curve area", "params", "edges", "nodes", "s"):
         table.add_column(column)
