@@ -10,7 +10,7 @@ from cdelta.errors import CdeltaError
 from cdelta.graph.adapters import adapter_for
 from cdelta.graph.params import ParamAccount
 from cdelta.graph.structure import Graph
-from cdelta.graph.tap import Patch, Tap
+from cdelta.graph.tap import Patch, Tap, weighted_sum
 
 PROMPTS = torch.tensor([[1, 2, 12, 10, 14, 15, 4, 3], [1, 2, 10, 13, 11, 17, 4, 3]])
 
@@ -215,3 +215,19 @@ def test_mlp_groups_that_cannot_be_built_are_clear_errors() -> None:
     biased = LlamaConfig(**{**tiny.config("llama").to_dict(), "mlp_bias": True})
     with pytest.raises(CdeltaError, match="output bias"):
         adapter_for(AutoModelForCausalLM.from_config(biased), mlp_groups=2)
+
+
+@pytest.mark.parametrize("kind", ["circuit", "sparse", "weighted", "nothing", "everything"])
+def test_patch_sum_over_fewest_rows_equals_the_full_product(kind: str) -> None:
+    generator = torch.Generator().manual_seed(3)
+    rows, cols = 40, 30
+    if kind == "circuit":  # nearly every edge patched: the spared rows are few
+        mask = (torch.rand(rows, cols, generator=generator) > 0.02).double()
+    elif kind == "sparse":
+        mask = (torch.rand(rows, cols, generator=generator) > 0.98).double()
+    elif kind == "weighted":  # interpolation weights, neither 0 nor 1
+        mask = torch.rand(rows, cols, generator=generator, dtype=torch.float64)
+    else:
+        mask = torch.full((rows, cols), 0.0 if kind == "nothing" else 1.0, dtype=torch.float64)
+    difference = torch.randn(rows, 50, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(weighted_sum(mask, difference).expand(cols, -1), mask.T @ difference, rtol=0, atol=1e-12)
