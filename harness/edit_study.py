@@ -46,6 +46,7 @@ class StudyConfig:
     n_pairs: int = 64
     method: str = "EAP-IG-inputs"
     ig_steps: int = 5
+    mlp_groups: int = 1
     # lr and batch size are the organism's, not the paper's (1e-5, 8): docs/deltatheta.md "On the organism"
     edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16))
     n_target: int = 256
@@ -104,7 +105,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
     circuit = stage(f"localize: EAP-IG on {len(pairs)} {policy.category}-vs-{cfg.contrast} pairs, budget {cfg.budget:.0%}",
                     lambda: localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids,
                                      method=cfg.method, steps=cfg.ig_steps, rule="budget", size=cfg.budget,
-                                     model_name=str(model_dir), progress=False))
+                                     mlp_groups=cfg.mlp_groups, model_name=str(model_dir), progress=False))
     circuit_path = out / "circuit.json"
     circuit.save(circuit_path)
     plot_heatmap(circuit, out / "circuit_heatmap.png")

@@ -26,6 +26,7 @@ class LocalizeSection(_Section):
     method: Literal["EAP", "EAP-IG-inputs", "EAP-IG-activations"] = "EAP-IG-inputs"
     ig_steps: int = Field(5, ge=1)
     pairs: int = Field(64, ge=2)
+    mlp_groups: int = Field(1, ge=1, description="split each MLP into this many nodes (a budget can afford parts)")
 
 
 class EditSection(_Section):
@@ -74,6 +75,7 @@ class Experiment(_Section):
         category = self.policy.split(":", 1)[-1]
         study = StudyConfig(policy=self.policy, budget=self.localize.budget, n_pairs=self.localize.pairs,
                             method=self.localize.method, ig_steps=self.localize.ig_steps,
+                            mlp_groups=self.localize.mlp_groups,
                             edit=EditConfig(lr=self.edit.lr, steps=self.edit.steps, batch_size=self.edit.batch_size,
                                              decision_weight=self.edit.decision_weight),
                             n_target=self.edit.target_examples, n_retain=self.edit.retain_examples,

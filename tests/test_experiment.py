@@ -31,6 +31,9 @@ def test_settings_reach_the_pipeline(tmp_path: Path) -> None:
     assert pipeline.bench is not None and pipeline.bench.batch_sizes == (1, 8, 32)
     assert pipeline.bench.schedule is None and pipeline.eval_batch_size == 64  # the engine's default schedule
     assert pipeline.out == tmp_path / "out"
+    grouped = EXAMPLES.joinpath("organism.toml").read_text().replace("mlp_groups = 1 ", "mlp_groups = 172 ")
+    (tmp_path / "grouped.toml").write_text(grouped)
+    assert read_experiment(tmp_path / "grouped.toml").pipeline(tmp_path, records, "fp").study.mlp_groups == 172
 
 
 def test_the_bench_schedule_is_set_from_the_file(tmp_path: Path) -> None:

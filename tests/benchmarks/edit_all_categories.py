@@ -1,6 +1,6 @@
 """Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
-    python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b]
+    python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b] [--mlp-groups G]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
 ablations, k chosen on dev, all measured on the test split. Prints one table and writes
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/edit-all")
     parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES))
     parser.add_argument("--budget", type=float, default=0.05)
+    parser.add_argument("--mlp-groups", type=int, default=1, help="MLP groups of the circuit's graph")
     parser.add_argument("--contrast", default="refused", choices=("refused", "benign"))
     args = parser.parse_args()
     console = Console()
@@ -34,12 +35,14 @@ def main() -> None:
     records = generate_suite(cfg.suite_seed, cfg.suite_counts)
     rows = {}
     for category in args.categories.split(","):
-        study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast)
+        study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast,
+                            mlp_groups=args.mlp_groups)
         summary = run_study(model, records, study, Path(args.out) / category, console, write_edited_checkpoint=False)
         rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
                           "faithfulness": summary["circuit"]["faithfulness"],
                           "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
-    table = Table(title=f"C-Δθ on the committed organism, test split (budget {args.budget:.0%}, {args.contrast} contrast)")
+    table = Table(title=f"C-Δθ on the committed organism, test split (budget {args.budget:.0%}, {args.contrast} contrast, "
+                          f"{args.mlp_groups} MLP groups)")
     for col in ("category", "variant", "k", "params %", "target refusal", "off-target |Δ|", "always-refused min",
                 "benign", "utility retention", "score"):
         table.add_column(col)
