@@ -86,10 +86,6 @@ def _rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status: this benchmark's memory figure needs Linux")
 
 
-def _in_child(args: tuple) -> dict:
-    return _measure(*args)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", default="4,8")
@@ -108,8 +104,8 @@ def main() -> None:
         measured = {}
         for kind in ("attribution", "plain"):
             with context.Pool(1) as pool:  # a fresh process: its peak RSS is this measurement's alone
-                measured[kind] = pool.apply(_in_child, ((kind, layers, length, groups, args.batch, args.steps,
-                                                         args.repeats),))
+                measured[kind] = pool.apply(_measure, (kind, layers, length, groups, args.batch, args.steps,
+                                                       args.repeats))
         ratio = measured["attribution"]["seconds"] / measured["plain"]["seconds"]
         rows.append({"layers": layers, "length": length, "mlp_groups": groups, "ratio": round(ratio, 3),
                      "attribution_s_per_example": round(measured["attribution"]["seconds"] / args.batch, 4),
