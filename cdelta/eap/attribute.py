@@ -70,21 +70,18 @@ def attribute(
             clean, clean_logits = record(adapter, batch.clean)
             delta = (targets(adapter, batch, clean, intervention, means) - clean).contiguous()
             batch_scores = torch.zeros_like(scores, device=clean.device)
-            if method == "EAP-IG-inputs":
-                # Every step scores all sources against the same delta, so the steps' gradients are summed
-                # first and multiplied once: one score product per batch instead of one per step.
-                summed = clean.new_zeros(graph.n_destinations, *clean.shape[1:],
-                                         dtype=torch.promote_types(clean.dtype, torch.float32))
-                for patch, _ in _runs(method, steps, clean, delta, graph.source_groups(), graph.n_destinations):
-                    _backward(adapter, batch.clean, clean_logits, metric, patch, _sum_into(summed))
-                    advance()
+            # EAP-IG-inputs scores every source against the same delta at every step, so the steps' gradients
+            # are summed first and multiplied once: one score product per batch instead of one per step.
+            summed = None if method != "EAP-IG-inputs" else clean.new_zeros(
+                graph.n_destinations, *clean.shape[1:], dtype=torch.promote_types(clean.dtype, torch.float32))
+            for patch, rows in _runs(method, steps, clean, delta, graph.source_groups(), graph.n_destinations):
+                hook = _score_into(batch_scores, delta, rows) if summed is None else _sum_into(summed)
+                _backward(adapter, batch.clean, clean_logits, metric, patch, hook)
+                advance()
+            if summed is not None:
                 score = _score_into(batch_scores, delta, slice(0, graph.n_sources))
                 for group in graph.destination_groups():
                     score(group, summed[group.cols])
-            else:
-                for patch, rows in _runs(method, steps, clean, delta, graph.source_groups(), graph.n_destinations):
-                    _backward(adapter, batch.clean, clean_logits, metric, patch, _score_into(batch_scores, delta, rows))
-                    advance()
             scores += batch_scores.cpu() / (1 if method == "EAP" else steps)
 
     if not torch.isfinite(scores).all():
