@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from cdelta.eap.metrics import refusal_logit_diff
 from cdelta.eap.pairs import PairBatch
 from cdelta.graph.adapters import adapter_for
 from cdelta.provenance import library_versions
+from harness.bench.memory import peak_mb, reset_peak
 
 VOCAB = 3072
 TARGET = 1.5
@@ -70,23 +70,15 @@ def _measure(kind: str, layers: int, length: int, groups: int, batch: int, steps
             metric(logits, logits.detach()).sum().backward()
 
     run = attribution if kind == "attribution" else plain
-    before = _rss_mb()
+    reset_peak()  # from here the high-water mark starts at what the model and data hold
+    before = peak_mb()
     run()  # warm-up
     times = []
     for _ in range(repeats):
         began = time.perf_counter()
         run()
         times.append(time.perf_counter() - began)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": statistics.median(times), "extra_peak_mb": peak - before}
-
-
-def _rss_mb() -> float:
-    """This process's resident memory now (Linux), so a run's peak can be told from what the model itself holds."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status: this benchmark's memory figure needs Linux")
+    return {"seconds": statistics.median(times), "extra_peak_mb": peak_mb() - before}
 
 
 def main() -> None:

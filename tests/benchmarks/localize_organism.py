@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from cdelta.circuit.plots import plot_faithfulness_curves
 from cdelta.localize import localize
 from cdelta.policy import parse_policy
 from cdelta.provenance import library_versions
+from harness.bench.memory import peak_mb
 from harness.edit_study import circuit_openings
 from harness.organism import registry
 from harness.policy_data import contrast_pairs
@@ -74,9 +74,9 @@ def main() -> None:
         console.print(f"{category}: faithfulness {f.circuit:.3f} on {len(held_out)} test pairs, "
                       f"{circuit.param_fraction:.2%} of parameters, {seconds:.0f} s")
         # after every category, so that a long run (minutes a category at fine MLP groups) keeps what it measured
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_mb()
         result = {"model": str(model_dir), "budget": args.budget, "mlp_groups": args.mlp_groups, "steps": args.steps,
-                  "seed": args.seed, "threads": torch.get_num_threads(), "peak_rss_mb": round(peak_mb),
+                  "seed": args.seed, "threads": torch.get_num_threads(), "peak_rss_mb": round(peak),
                   "versions": library_versions(), "categories": rows}
         atomic_write_text(out / "localize_organism.json", json.dumps(result, indent=1) + "\n")
     plot_faithfulness_curves(circuits, out / "faithfulness_curves.png", target=0.8)
@@ -87,7 +87,7 @@ def main() -> None:
         table.add_row(r["category"], f"{r['faithfulness_test']:.3f}", f"{r['curve_area']:.3f}",
                       f"{r['param_fraction']:.2%}", str(r["edges"]), str(len(r["nodes"])), str(r["seconds"]))
     console.print(table)
-    console.print(f"peak RSS {peak_mb:.0f} MB; wrote {out / 'localize_organism.json'}")
+    console.print(f"peak RSS {peak:.0f} MB; wrote {out / 'localize_organism.json'}")
 
 
 if __name__ == "__main__":
