@@ -231,3 +231,41 @@ def test_patch_sum_over_fewest_rows_equals_the_full_product(kind: str) -> None:
         mask = torch.full((rows, cols), 0.0 if kind == "nothing" else 1.0, dtype=torch.float64)
     difference = torch.randn(rows, 50, generator=generator, dtype=torch.float64)
     torch.testing.assert_close(weighted_sum(mask, difference).expand(cols, -1), mask.T @ difference, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("family", "mlp_groups"), GRAPH_CASES)
+def test_split_gradients_equal_the_per_head_copies(family: str, mlp_groups: int) -> None:
+    """A gradient run without a patch splits one shared read's gradient per destination; a run whose patch
+    changes nothing keeps a copy of the residual stream per destination. Both give every destination the
+    same gradient, and an input-only patch gives what running on the patched input gives."""
+    model = tiny.model(family).double()
+    adapter = adapter_for(model, mlp_groups)
+    graph = adapter.graph
+
+    def gradients(patch: Patch | None, input_ids: torch.Tensor = PROMPTS) -> torch.Tensor:
+        grads = torch.zeros(graph.n_destinations, *input_ids.shape, adapter.d_model, dtype=torch.float64)
+
+        def on_grad(group, grad: torch.Tensor) -> None:
+            grads[group.cols] += grad
+
+        model.requires_grad_(False)
+        with torch.enable_grad():
+            Tap(adapter, patch=patch, on_grad=on_grad).run(input_ids)[:, tiny.REFUSAL].sum().backward()
+        return grads
+
+    with torch.no_grad():
+        inputs = {}
+        for name, ids in (("clean", PROMPTS), ("corrupted", PROMPTS.flip(1))):
+            tap = Tap(adapter, keep=slice(0, 1))
+            tap.run(ids)
+            inputs[name] = tap.values
+    nothing = Patch(slice(0, 1), torch.zeros(1, graph.n_destinations, dtype=torch.float64), inputs["clean"])
+    split = gradients(None)
+    assert split.abs().amax() > 1e-2
+    # The families' norms compute in float32 even in a float64 model, and the two paths round in different
+    # places: agreement to float32 precision (an error in the split, a head or unit out of place, is O(1)).
+    close = dict(rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(split, gradients(nothing), **close)
+    # Every destination fed the corrupted input: the gradients of the run on the corrupted prompts.
+    everywhere = Patch(slice(0, 1), torch.ones(1, graph.n_destinations, dtype=torch.float64), inputs["corrupted"])
+    torch.testing.assert_close(gradients(everywhere), gradients(None, PROMPTS.flip(1)), **close)

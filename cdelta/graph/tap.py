@@ -8,10 +8,16 @@ Each head reads its own copy of the residual stream, so its q, k and v inputs (a
 gradients) are separate, as in the EAP-IG reference; with grouped-query attention every
 query head gets its own k and v input. Likewise each MLP unit group (when the graph splits
 MLPs) reads its own copy, from which only its own units are computed.
+
+The copies are needed only where destinations read different things, that is under a patch.
+A gradient run without one (EAP, and EAP-IG-inputs, whose patch of the input alone is a
+different input) runs the model as it is and splits the gradient afterwards: d metric / d q of
+one head, taken back through that head's weights and the norm's Jacobian at the shared
+residual, is the gradient at that head's own copy, at a fraction of the copies' cost.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +26,7 @@ import torch
 from torch.utils.hooks import RemovableHandle
 
 from cdelta.graph.adapters import Adapter
+from cdelta.graph.adapters.norms import NormVJP
 from cdelta.graph.structure import DestinationGroup
 
 GradHook = Callable[[DestinationGroup, torch.Tensor], None]
@@ -55,6 +62,9 @@ class Tap:
         on_grad: GradHook | None = None,
     ):
         self.adapter, self.graph = adapter, adapter.graph
+        self._input_target: torch.Tensor | None = None
+        if patch is not None and _input_only(patch):
+            self._input_target, patch = patch.target[0], None
         if patch is not None:
             keep = patch.rows if keep is None else slice(min(keep.start, patch.rows.start), max(keep.stop, patch.rows.stop))
         self.keep, self.patch, self.on_grad = keep, patch, on_grad
@@ -64,13 +74,15 @@ class Tap:
         self._mlp_normed: torch.Tensor | None = None
         self._differences: torch.Tensor | None = None
         self._differences_done = 0
+        self._norm_vjps: dict[tuple[int, str], NormVJP] = {}
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits at the last position, [b, vocab]."""
-        self.values, handles = None, self._install()
+        # The norms' products stay until the backward pass, which comes after the run.
+        self.values, self._norm_vjps, handles = None, {}, self._install()
         try:
-            with self.adapter.ungrouped() if self._separate_heads else nullcontext():
+            with self.adapter.ungrouped() if self._separate_heads or self._split_grads else nullcontext():
                 logits = self.adapter.model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits
         finally:
             for handle in handles:
@@ -81,7 +93,11 @@ class Tap:
 
     @property
     def _separate_heads(self) -> bool:
-        return self.patch is not None or self.on_grad is not None
+        return self.patch is not None
+
+    @property
+    def _split_grads(self) -> bool:
+        return self.patch is None and self.on_grad is not None
 
     def _install(self) -> list[RemovableHandle]:
         a, handles = self.adapter, []
@@ -91,6 +107,10 @@ class Tap:
                 handles.append(a.attn_norm(layer).register_forward_pre_hook(self._at_attn_norm))
                 for module, kinds in a.qkv_modules(layer):
                     handles.append(module.register_forward_hook(self._qkv_hook(layer, kinds)))
+            elif self._split_grads:
+                handles.append(a.attn_norm(layer).register_forward_pre_hook(self._norm_vjp_hook(layer, "attn")))
+                for module, kinds in a.qkv_modules(layer):
+                    handles.append(module.register_forward_hook(self._qkv_split_hook(layer, kinds)))
             handles.append(a.out_proj(layer).register_forward_hook(self._heads_hook(layer)))
             if self.graph.mlp_groups == 1:
                 handles.append(a.mlp_norm(layer).register_forward_pre_hook(self._read_hook(self._groups[layer, "mlp"])))
@@ -100,6 +120,9 @@ class Tap:
                 handles.append(a.mlp_norm(layer).register_forward_pre_hook(self._mlp_groups_read_hook(layer)))
                 for proj in a.mlp_in_projections(layer):
                     handles.append(proj.register_forward_hook(self._mlp_in_hook))
+            elif self._split_grads:
+                handles.append(a.mlp_norm(layer).register_forward_pre_hook(self._norm_vjp_hook(layer, "mlp")))
+                handles += self._mlp_split_hooks(layer)
             handles.append(a.mlp_down(layer).register_forward_hook(self._mlp_groups_hook(layer)))
         handles.append(a.final_norm().register_forward_pre_hook(self._read_hook(self._groups[a.n_layers, "logits"])))
         return handles
@@ -124,10 +147,13 @@ class Tap:
     def _at_input(self, module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         hidden = args[0] if args else kwargs["hidden_states"]
         self._store(slice(0, 1), hidden.unsqueeze(0))
-        if self.on_grad is None:
+        if self._input_target is None and self.on_grad is None:
             return None
-        # A fresh leaf, so the backward pass reaches every destination but no parameter.
-        hidden = hidden.detach().requires_grad_(True)
+        if self._input_target is not None:
+            hidden = hidden + (self._input_target.to(hidden) - hidden)
+        if self.on_grad is not None:
+            # A fresh leaf, so the backward pass reaches every destination but no parameter.
+            hidden = hidden.detach().requires_grad_(True)
         if args:
             return (hidden, *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": hidden}
@@ -242,6 +268,61 @@ class Tap:
         normed = self._mlp_normed
         assert normed is not None, "the MLP norm ran before its input projections"
         return self.adapter.project_mlp(module, normed)
+
+
+    # -- gradient runs without a patch: one shared read, the gradient split per destination --------
+    def _norm_vjp_hook(self, layer: int, block: str) -> Callable:
+        """Keep the norm's vector-Jacobian product at this run's residual, batched over destinations."""
+
+        def hook(module: Any, args: tuple) -> None:
+            self._norm_vjps[layer, block] = self.adapter.norm_vjp(module, args[0])
+
+        return hook
+
+    def _qkv_split_hook(self, layer: int, kinds: str) -> Callable:
+        widths = [(self.adapter.n_heads if kind == "q" else self.adapter.n_kv_heads) * self.adapter.head_dim
+                  for kind in kinds]
+
+        def hook(module: Any, args: tuple, output: torch.Tensor) -> torch.Tensor:
+            outs = []
+            for kind, part in zip(kinds, output.split(widths, dim=-1) if len(kinds) > 1 else [output]):
+                part = self.adapter.per_query_head(kind, part)
+                part.register_hook(self._heads_grad(layer, kind))
+                outs.append(part)
+            return torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+
+        return hook
+
+    def _heads_grad(self, layer: int, kind: str) -> Callable[[torch.Tensor], None]:
+        group, on_grad = self._groups[layer, kind], self.on_grad
+        assert on_grad is not None
+
+        def on(grad: torch.Tensor) -> None:
+            on_grad(group, self._norm_vjps[layer, "attn"](self.adapter.head_read_grads(layer, kind, grad)))
+
+        return on
+
+    def _mlp_split_hooks(self, layer: int) -> list[RemovableHandle]:
+        """Collect the MLP's input projections' outputs; once all ran, one hook receives all their gradients."""
+        projections, outputs = self.adapter.mlp_in_projections(layer), {}
+        group, on_grad = self._groups[layer, "mlp"], self.on_grad
+        assert on_grad is not None
+
+        def on(grads: Sequence[torch.Tensor | None]) -> None:
+            pairs = [(proj, grad) for proj, grad in zip(projections, grads) if grad is not None]
+            on_grad(group, self._norm_vjps[layer, "mlp"](self.adapter.mlp_group_read_grads(pairs)))
+
+        def hook(module: Any, args: tuple, output: torch.Tensor) -> None:
+            outputs[module] = output
+            if len(outputs) == len(projections):
+                torch.autograd.graph.register_multi_grad_hook([outputs.pop(proj) for proj in projections], on)
+
+        return [proj.register_forward_hook(hook) for proj in projections]
+
+
+def _input_only(patch: Patch) -> bool:
+    """A patch of the input alone that every destination takes: the same as running on the target input."""
+    return patch.rows == slice(0, 1) and bool(patch.mask.eq(1).all())
 
 
 def weighted_sum(mask: torch.Tensor, difference: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cdelta.errors import CdeltaError
+from cdelta.graph.adapters.norms import NormVJP
 from cdelta.graph.structure import Graph
 from cdelta.slices import ParamSlice
 
@@ -120,6 +121,10 @@ class Adapter(ABC):
     @abstractmethod
     def mlp_module(self, layer: int) -> nn.Module: ...
 
+    @abstractmethod
+    def norm_vjp(self, norm: nn.Module, residual: torch.Tensor) -> NormVJP:
+        """The transposed Jacobian of the input norm `norm` (attention or MLP) at `residual`, for many cotangents."""
+
     # -- MLP unit groups (families with `splits_mlp`) -----------------------------------------
     def mlp_in_projections(self, layer: int) -> list[nn.Linear]:
         """The MLP's projections that read its normed input, one row per intermediate unit."""
@@ -175,6 +180,36 @@ class Adapter(ABC):
         if bias is not None:
             out = out + bias[:, None, None, None, :]
         return out.permute(2, 3, 0, 1, 4).reshape(b, p, self.n_heads * self.head_dim)
+
+    def per_query_head(self, kind: str, projected: torch.Tensor) -> torch.Tensor:
+        """`projected` [b, p, heads of `kind` * head_dim] as one k (v) per query head, the layout `project` gives."""
+        b, p, width = projected.shape
+        repeat = self.n_heads // (width // self.head_dim)
+        if kind == "q" or repeat == 1:
+            return projected
+        return projected.view(b, p, -1, self.head_dim).repeat_interleave(repeat, dim=2).reshape(b, p, -1)
+
+    def head_read_grads(self, layer: int, kind: str, grad: torch.Tensor) -> torch.Tensor:
+        """The transpose of `project`: d metric / d (each query head's q, k or v) [b, p, heads * head_dim] to
+        d metric / d (each head's own normed input), [heads, b, p, d]."""
+        weight, _ = self.head_in_weights(layer, kind)
+        groups = weight.shape[0]
+        b, p, _ = grad.shape
+        per_group = grad.view(b, p, groups, self.n_heads // groups, self.head_dim).permute(2, 3, 0, 1, 4)
+        out = torch.bmm(per_group.reshape(groups, -1, self.head_dim), weight)  # [groups, heads/groups * b * p, d]
+        return out.view(self.n_heads, b, p, self.d_model)
+
+    def mlp_group_read_grads(self, grads: Sequence[tuple[nn.Linear, torch.Tensor]]) -> torch.Tensor:
+        """The transpose of `project_mlp`, summed over the input projections: from d metric / d (each projection's
+        output) [b, p, intermediate] to d metric / d (each group's own normed input), [groups, b, p, d]."""
+        total = None
+        for proj, grad in grads:
+            b, p, _ = grad.shape
+            per_group = grad.view(b * p, self.mlp_groups, self.group_size).transpose(0, 1)
+            part = torch.bmm(per_group, proj.weight.view(self.mlp_groups, self.group_size, self.d_model))
+            total = part if total is None else total + part
+        assert total is not None, "an MLP has at least one input projection"
+        return total.view(self.mlp_groups, b, p, self.d_model)
 
     def head_outputs(self, layer: int, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """What each head adds to the residual stream, [heads, b, p, d], from the out projection's input z."""

@@ -6,6 +6,7 @@ from torch import nn
 
 from cdelta.errors import CdeltaError
 from cdelta.graph.adapters.llama import LlamaAdapter
+from cdelta.graph.adapters.norms import NormVJP, rms_norm_vjp
 
 
 class Gemma2Adapter(LlamaAdapter):
@@ -29,6 +30,9 @@ class Gemma2Adapter(LlamaAdapter):
 
     def mlp_out(self, layer: int) -> nn.Module:
         return self.layers()[layer].post_feedforward_layernorm
+
+    def norm_vjp(self, norm: nn.Module, residual: torch.Tensor) -> NormVJP:
+        return rms_norm_vjp(residual, 1.0 + norm.weight, norm.eps)
 
     def head_outputs(self, layer: int, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return _shares(self.layers()[layer].post_attention_layernorm, out, super().head_outputs(layer, z, out))

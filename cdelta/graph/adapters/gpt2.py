@@ -8,6 +8,7 @@ from torch import nn
 
 from cdelta.errors import CdeltaError
 from cdelta.graph.adapters.base import Adapter
+from cdelta.graph.adapters.norms import NormVJP, layer_norm_vjp
 from cdelta.slices import ParamSlice
 
 _OFFSET = {"q": 0, "k": 1, "v": 2}
@@ -53,6 +54,9 @@ class GPT2Adapter(Adapter):
 
     def mlp_norm(self, layer: int) -> nn.Module:
         return self._base.h[layer].ln_2
+
+    def norm_vjp(self, norm: nn.Module, residual: torch.Tensor) -> NormVJP:
+        return layer_norm_vjp(residual, norm.weight, norm.eps)
 
     def mlp_module(self, layer: int) -> nn.Module:
         return self._base.h[layer].mlp

@@ -8,6 +8,7 @@ from torch import nn
 
 from cdelta.errors import CdeltaError
 from cdelta.graph.adapters.base import Adapter
+from cdelta.graph.adapters.norms import NormVJP, rms_norm_vjp
 from cdelta.slices import ParamSlice
 
 
@@ -62,6 +63,9 @@ class LlamaAdapter(Adapter):
 
     def mlp_out(self, layer: int) -> nn.Module:
         return self.mlp_module(layer)
+
+    def norm_vjp(self, norm: nn.Module, residual: torch.Tensor) -> NormVJP:
+        return rms_norm_vjp(residual, norm.weight, norm.variance_epsilon)
 
     def mlp_in_projections(self, layer: int) -> list[nn.Linear]:
         mlp = self.mlp_module(layer)
