@@ -1,6 +1,9 @@
 """The model graph: names and indices as in the EAP-IG reference, the graph is the model, slices belong to heads."""
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, LlamaModel
@@ -269,3 +272,19 @@ def test_split_gradients_equal_the_per_head_copies(family: str, mlp_groups: int)
     # Every destination fed the corrupted input: the gradients of the run on the corrupted prompts.
     everywhere = Patch(slice(0, 1), torch.ones(1, graph.n_destinations, dtype=torch.float64), inputs["corrupted"])
     torch.testing.assert_close(gradients(everywhere), gradients(None, PROMPTS.flip(1)), **close)
+
+
+def test_gradient_runs_free_their_graph() -> None:
+    """Nothing a gradient run leaves behind keeps its autograd graph (and so its activations) alive."""
+    model = tiny.model("llama")
+    model.requires_grad_(False)
+    adapter = adapter_for(model, mlp_groups=4)
+    inputs: list[weakref.ref] = []  # the norms save their inputs for the backward pass
+    handles = [norm.register_forward_pre_hook(lambda module, args: inputs.append(weakref.ref(args[0])))
+               for norm in (adapter.attn_norm(0), adapter.mlp_norm(0))]
+    with torch.enable_grad():
+        Tap(adapter, on_grad=lambda group, grad: None).run(PROMPTS).sum().backward()
+    for handle in handles:
+        handle.remove()
+    gc.collect()
+    assert len(inputs) == 2 and all(ref() is None for ref in inputs)

@@ -17,7 +17,7 @@ residual, is the gradient at that head's own copy, at a fraction of the copies' 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -303,19 +303,24 @@ class Tap:
         return on
 
     def _mlp_split_hooks(self, layer: int) -> list[RemovableHandle]:
-        """Collect the MLP's input projections' outputs; once all ran, one hook receives all their gradients."""
-        projections, outputs = self.adapter.mlp_in_projections(layer), {}
+        """Each input projection's gradient is taken back to the groups' normed inputs and summed; once every
+        projection's has arrived, the sum goes through the norm to the groups."""
+        projections = self.adapter.mlp_in_projections(layer)
         group, on_grad = self._groups[layer, "mlp"], self.on_grad
         assert on_grad is not None
-
-        def on(grads: Sequence[torch.Tensor | None]) -> None:
-            pairs = [(proj, grad) for proj, grad in zip(projections, grads) if grad is not None]
-            on_grad(group, self._norm_vjps[layer, "mlp"](self.adapter.mlp_group_read_grads(pairs)))
+        # Plain tensor hooks and a list: torch.autograd.graph.register_multi_grad_hook kept each run's graph alive.
+        parts: list[torch.Tensor] = []
 
         def hook(module: Any, args: tuple, output: torch.Tensor) -> None:
-            outputs[module] = output
-            if len(outputs) == len(projections):
-                torch.autograd.graph.register_multi_grad_hook([outputs.pop(proj) for proj in projections], on)
+            def on(grad: torch.Tensor) -> None:
+                parts.append(self.adapter.mlp_group_read_grad(module, grad))
+                if len(parts) == len(projections):
+                    total = parts.pop()
+                    while parts:
+                        total.add_(parts.pop())
+                    on_grad(group, self._norm_vjps[layer, "mlp"](total))
+
+            output.register_hook(on)
 
         return [proj.register_forward_hook(hook) for proj in projections]
 

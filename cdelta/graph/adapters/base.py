@@ -199,17 +199,13 @@ class Adapter(ABC):
         out = torch.bmm(per_group.reshape(groups, -1, self.head_dim), weight)  # [groups, heads/groups * b * p, d]
         return out.view(self.n_heads, b, p, self.d_model)
 
-    def mlp_group_read_grads(self, grads: Sequence[tuple[nn.Linear, torch.Tensor]]) -> torch.Tensor:
-        """The transpose of `project_mlp`, summed over the input projections: from d metric / d (each projection's
-        output) [b, p, intermediate] to d metric / d (each group's own normed input), [groups, b, p, d]."""
-        total = None
-        for proj, grad in grads:
-            b, p, _ = grad.shape
-            per_group = grad.view(b * p, self.mlp_groups, self.group_size).transpose(0, 1)
-            part = torch.bmm(per_group, proj.weight.view(self.mlp_groups, self.group_size, self.d_model))
-            total = part if total is None else total + part
-        assert total is not None, "an MLP has at least one input projection"
-        return total.view(self.mlp_groups, b, p, self.d_model)
+    def mlp_group_read_grad(self, proj: nn.Linear, grad: torch.Tensor) -> torch.Tensor:
+        """The transpose of `project_mlp` for one input projection: from d metric / d (its output) [b, p,
+        intermediate] to its share of d metric / d (each group's own normed input), [groups, b, p, d]."""
+        b, p, _ = grad.shape
+        per_group = grad.reshape(b * p, self.mlp_groups, self.group_size).transpose(0, 1)
+        out = torch.bmm(per_group, proj.weight.view(self.mlp_groups, self.group_size, self.d_model))
+        return out.view(self.mlp_groups, b, p, self.d_model)
 
     def head_outputs(self, layer: int, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """What each head adds to the residual stream, [heads, b, p, d], from the out projection's input z."""
