@@ -7,10 +7,13 @@ smaller edit), and saves itself as JSON and as a plot.
 """
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from cdelta.atomic import atomic_write_bytes, atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -34,7 +37,7 @@ class KSweep:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     def plot(self, path: str | Path) -> Path:
@@ -51,8 +54,9 @@ class KSweep:
             ax.axvline(self.best_k, color="black", linestyle="--", label=f"chosen k = {self.best_k:g}")
         ax.set_xlabel("k  (θ' = θ + k·ΔθC)")
         ax.legend(fontsize="small")
-        path = Path(path)
-        fig.savefig(path)
+        path, picture = Path(path), io.BytesIO()
+        fig.savefig(picture, format=path.suffix.lstrip(".") or "png")
+        atomic_write_bytes(path, picture.getvalue())
         return path
 
 
