@@ -269,7 +269,6 @@ class Tap:
         assert normed is not None, "the MLP norm ran before its input projections"
         return self.adapter.project_mlp(module, normed)
 
-
     # -- gradient runs without a patch: one shared read, the gradient split per destination --------
     def _norm_vjp_hook(self, layer: int, block: str) -> Callable:
         """Keep the norm's vector-Jacobian product at this run's residual, batched over destinations."""
@@ -286,7 +285,7 @@ class Tap:
         def hook(module: Any, args: tuple, output: torch.Tensor) -> torch.Tensor:
             outs = []
             for kind, part in zip(kinds, output.split(widths, dim=-1) if len(kinds) > 1 else [output]):
-                part = self.adapter.per_query_head(kind, part)
+                part = self.adapter.per_query_head(part)
                 part.register_hook(self._heads_grad(layer, kind))
                 outs.append(part)
             return torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]

@@ -181,11 +181,11 @@ class Adapter(ABC):
             out = out + bias[:, None, None, None, :]
         return out.permute(2, 3, 0, 1, 4).reshape(b, p, self.n_heads * self.head_dim)
 
-    def per_query_head(self, kind: str, projected: torch.Tensor) -> torch.Tensor:
-        """`projected` [b, p, heads of `kind` * head_dim] as one k (v) per query head, the layout `project` gives."""
+    def per_query_head(self, projected: torch.Tensor) -> torch.Tensor:
+        """q, k or v of [b, p, its heads * head_dim] with one head per query head, the layout `project` gives."""
         b, p, width = projected.shape
         repeat = self.n_heads // (width // self.head_dim)
-        if kind == "q" or repeat == 1:
+        if repeat == 1:
             return projected
         return projected.view(b, p, -1, self.head_dim).repeat_interleave(repeat, dim=2).reshape(b, p, -1)
 
@@ -195,7 +195,7 @@ class Adapter(ABC):
         weight, _ = self.head_in_weights(layer, kind)
         groups = weight.shape[0]
         b, p, _ = grad.shape
-        per_group = grad.view(b, p, groups, self.n_heads // groups, self.head_dim).permute(2, 3, 0, 1, 4)
+        per_group = grad.reshape(b, p, groups, self.n_heads // groups, self.head_dim).permute(2, 3, 0, 1, 4)
         out = torch.bmm(per_group.reshape(groups, -1, self.head_dim), weight)  # [groups, heads/groups * b * p, d]
         return out.view(self.n_heads, b, p, self.d_model)
 
