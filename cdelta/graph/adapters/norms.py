@@ -39,13 +39,15 @@ def layer_norm_vjp(residual: torch.Tensor, weight: torch.Tensor, eps: float) -> 
     inv_std = torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + eps)
     x_hat, weight = centred * inv_std, weight.detach().float()
     d = x.shape[-1]
+    # Shared by every cotangent, so taken once here, as in rms_norm_vjp.
+    weighted_inv, weighted_x_hat, x_hat_inv = weight * inv_std, weight * x_hat, x_hat * inv_std
 
     def vjp(cotangent: torch.Tensor) -> torch.Tensor:
         c = cotangent.float()
         g_mean = (c @ weight).unsqueeze(-1) / d
-        gx_mean = (c * (weight * x_hat)).sum(-1, keepdim=True) / d
-        grad = c * (weight * inv_std)
-        grad.sub_(g_mean * inv_std).sub_(gx_mean * (x_hat * inv_std))
+        gx_mean = (c * weighted_x_hat).sum(-1, keepdim=True) / d
+        grad = c * weighted_inv
+        grad.sub_(g_mean * inv_std).sub_(gx_mean * x_hat_inv)
         return grad.to(cotangent.dtype)
 
     return vjp
