@@ -16,14 +16,15 @@ response) and keeps retain examples (KL from the base model's next-token distrib
 retain responses, weighted by `retain_weight`, with the first response position, where the
 model commits to refusing or answering, weighted `decision_weight` times a later one). Both runs
 use the same seed and so the same batches: what differs between θ_pos and θ_neg is only the
-target responses.
+target responses. With mining (`EditConfig.mine_rounds`, cdelta.mining) the retain set grows by the
+non-target prompts that the previous ΔθC moved most, and ΔθC is computed again.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from cdelta.edit_config import EditConfig
 from cdelta.errors import CdeltaError
 from cdelta.examples import ExampleSet
 from cdelta.fingerprint import fingerprint
+from cdelta.mining import decision_shift, hardest
 from cdelta.patch import CircuitRef, Patch, PatchMeta
 from cdelta.policy import Example, Objective, Policy, contrastive_objectives
 from cdelta.slice_sets import dense_slices, random_slices
@@ -220,10 +222,30 @@ def delta_theta(
     config: EditConfig,
     on_step: OnStep | None = None,
 ) -> dict[ParamSlice, torch.Tensor]:
-    """ΔθC = θ_pos − θ_neg on each slice (fp32, on the CPU); zero elsewhere because nothing else exists."""
-    theta_pos = masked_finetune(model, tokenizer, slices, positive, config, "pos", on_step)
-    theta_neg = masked_finetune(model, tokenizer, slices, negative, config, "neg", on_step)
-    return {s: (theta_pos[s] - theta_neg[s]).cpu() for s in slices}
+    """ΔθC = θ_pos − θ_neg on each slice (fp32, on the CPU); zero elsewhere because nothing else exists.
+
+    Both runs keep the same retain examples: `config.retain_size` of the objectives' retain pool, then
+    after each of `config.mine_rounds` the pool's examples the last ΔθC moves most (cdelta.mining)."""
+    pool = positive.retain
+    retain = _draw(pool, config.retain_size, config.seed)
+    for round_ in range(config.mine_rounds + 1):
+        if round_:
+            base = slice_values(model, slices)
+            edited = {s: base[s].detach() + config.mine_k * deltas[s].to(base[s].device) for s in slices}
+            shift = decision_shift(model, tokenizer, [e.prompt for e in pool], with_slices(model, edited))
+            retain += hardest(pool, shift, config.mine_size)
+        theta_pos = masked_finetune(model, tokenizer, slices, replace(positive, retain=retain), config, "pos", on_step)
+        theta_neg = masked_finetune(model, tokenizer, slices, replace(negative, retain=retain), config, "neg", on_step)
+        deltas = {s: (theta_pos[s] - theta_neg[s]).cpu() for s in slices}
+    return deltas
+
+
+def _draw(pool: tuple[Example, ...], size: int | None, seed: int) -> tuple[Example, ...]:
+    """A seeded draw of `size` examples of `pool`, in pool order; all of it when `size` is None or larger."""
+    if size is None or size >= len(pool):
+        return pool
+    chosen = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:size].sort().values
+    return tuple(pool[i] for i in chosen.tolist())
 
 
 # ---- 6. the patch: ΔθC on a slice set, with everything needed to apply it safely later ----

@@ -69,6 +69,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     hyper.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
                        help="AdamW weight decay, on the slices only (%(default)s)")
     hyper.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max gradient norm (%(default)s)")
+    mining = parser.add_argument_group("retain examples (docs/deltatheta.md, \"Mined retain\")")
+    mining.add_argument("--retain-size", type=int, default=defaults.retain_size,
+                        help="non-target examples the retain term starts from, a seeded draw (default: all)")
+    mining.add_argument("--mine-rounds", type=int, default=defaults.mine_rounds,
+                        help="rounds that add the non-target examples the last ΔθC moves most, then compute ΔθC "
+                             "again (%(default)s)")
+    mining.add_argument("--mine-size", type=int, default=defaults.mine_size,
+                        help="examples each round adds (%(default)s)")
+    mining.add_argument("--mine-k", type=float, default=defaults.mine_k,
+                        help="scale of the last ΔθC under which examples are ranked (%(default)s)")
     hyper.add_argument("--seed", type=int, default=defaults.seed,
                        help="seeds batch order and the random ablation (%(default)s)")
     hyper.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda if present)")
@@ -92,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         raise CdeltaError(f"{args.output} exists; pass --overwrite to replace it")
     config = EditConfig(lr=args.lr, steps=args.steps, batch_size=args.batch_size, retain_weight=args.retain_weight,
                         decision_weight=args.decision_weight,
-                        weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed)
+                        weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed,
+                        retain_size=args.retain_size, mine_rounds=args.mine_rounds, mine_size=args.mine_size,
+                        mine_k=args.mine_k)
     examples = load_examples(args.examples)
     policy = parse_policy(args.policy, examples.categories)
     circuit_path: Path = args.circuit or args.slices
@@ -113,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         final_loss[name] = loss
         advance()
 
-    with progress_bar("θ_pos, θ_neg fine-tunes", 2 * config.steps) as advance:
+    with progress_bar("θ_pos, θ_neg fine-tunes", 2 * config.steps * (config.mine_rounds + 1)) as advance:
         patch = edit_patch(model, tokenizer, slices, policy, examples, config, k=args.k, ablation=args.ablation,
                            model_name=args.model, circuit=CircuitRef.of(circuit_path), on_step=on_step)
     save_patch(patch, args.output, overwrite=args.overwrite)

@@ -24,13 +24,24 @@ class EditConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
+    retain_size: int | None = None
+    """How many of the non-target examples the retain term starts from (a seeded draw); None: all of them."""
+    mine_rounds: int = 0
+    """Rounds of mined retain (cdelta.mining): each adds the `mine_size` non-target examples whose first
+    response token the last ΔθC, at scale `mine_k`, moves most, then computes ΔθC again."""
+    mine_size: int = 256
+    mine_k: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise CdeltaError(f"steps and batch size must be at least 1 (got {self.steps}, {self.batch_size})")
+        if (self.retain_size is not None and self.retain_size < 1) or self.mine_rounds < 0 or self.mine_size < 1 \
+                or self.mine_k == 0:
+            raise CdeltaError(f"invalid retain or mining settings (retain size >= 1, rounds >= 0, mined examples >= 1, "
+                              f"k != 0): {self}")
         if (self.lr <= 0 or self.grad_clip <= 0 or self.retain_weight < 0 or self.weight_decay < 0
                 or self.decision_weight <= 0):
             raise CdeltaError(f"invalid edit hyperparameters: {self}")
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)

@@ -73,7 +73,7 @@ class PatchMeta:
     seed: int | None = None
     circuit: CircuitRef | None = None
     ablation: str | None = "circuit"
-    edit: dict[str, float | int] = field(default_factory=dict)
+    edit: dict[str, float | int | None] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=library_versions)
     parts: tuple[dict[str, object], ...] = ()
 

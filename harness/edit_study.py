@@ -10,7 +10,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ class StudyConfig:
     edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16))
     n_target: int = 256
     n_retain: int = 512
+    # non-target train prompts beyond n_retain that mining searches (used only when edit.mine_rounds > 0)
+    mine_pool: int = 4096
     # 0.25 so that an ablation whose 0.5 already costs utility can still meet the retention floor (4 never did)
     ks: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     retention_floor: float = 0.97
@@ -113,14 +115,16 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         plot_faithfulness(circuit, out / "faithfulness.png")
 
     # 2. ΔθC on the circuit and the ablations
-    examples = edit_examples(records, policy, cfg.n_target, cfg.n_retain, seed=cfg.seed)
+    pool = cfg.n_retain + (cfg.mine_pool if cfg.edit.mine_rounds else 0)
+    examples = edit_examples(records, policy, cfg.n_target, pool, seed=cfg.seed)
+    edit_config = replace(cfg.edit, retain_size=cfg.n_retain)
     shapes = model_shapes(model)
     total = sum(p.numel() for p in model.parameters())
     patches: dict[str, Patch] = {}
     for variant in variants:
         slices = ablation_slices(circuit.param_slices, shapes, variant, cfg.seed)
         patches[variant] = stage(f"edit: ΔθC on {variant} slices", lambda: edit_patch(
-            model, tokenizer, slices, policy, examples, cfg.edit, k=1.0, ablation=variant,
+            model, tokenizer, slices, policy, examples, edit_config, k=1.0, ablation=variant,
             model_name=str(model_dir), circuit=CircuitRef.of(circuit_path)))
 
     # 3. k on the dev split, per variant

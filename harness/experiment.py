@@ -38,6 +38,10 @@ class EditSection(_Section):
     retention_floor: float = Field(0.97, ge=0, le=1)
     target_examples: int = Field(256, ge=1)
     retain_examples: int = Field(512, ge=1)
+    mine_rounds: int = Field(0, ge=0, description="rounds of mined retain examples (docs/deltatheta.md)")
+    mine_size: int = Field(256, ge=1, description="examples each mining round adds to the retain set")
+    mine_k: float = Field(1.0, description="scale of the previous ΔθC under which mining ranks examples")
+    mine_pool: int = Field(4096, ge=1, description="non-target prompts mining searches, beyond retain_examples")
 
 
 class EvalSection(_Section):
@@ -77,8 +81,11 @@ class Experiment(_Section):
                             method=self.localize.method, ig_steps=self.localize.ig_steps,
                             mlp_groups=self.localize.mlp_groups,
                             edit=EditConfig(lr=self.edit.lr, steps=self.edit.steps, batch_size=self.edit.batch_size,
-                                             decision_weight=self.edit.decision_weight),
+                                             decision_weight=self.edit.decision_weight,
+                                             mine_rounds=self.edit.mine_rounds, mine_size=self.edit.mine_size,
+                                             mine_k=self.edit.mine_k),
                             n_target=self.edit.target_examples, n_retain=self.edit.retain_examples,
+                            mine_pool=self.edit.mine_pool,
                             ks=tuple(self.edit.ks), retention_floor=self.edit.retention_floor, seed=self.seed)
         bench = BenchSettings(tuple(self.bench.batch_sizes), self.bench.repeats, 1, self.bench.max_new_tokens,
                               self.bench.prompts, self.bench.schedule) if self.bench.enabled else None

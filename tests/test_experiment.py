@@ -44,6 +44,14 @@ def test_the_bench_schedule_is_set_from_the_file(tmp_path: Path) -> None:
     assert pipeline.bench is not None and pipeline.bench.schedule == "sequential"
 
 
+def test_mined_retain_is_set_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.toml"
+    path.write_text('model = "default"\n[edit]\nmine_rounds = 2\nmine_size = 128\nmine_k = 0.5\nmine_pool = 2048\n')
+    records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
+    study = read_experiment(path).pipeline(tmp_path, records, "fp").study
+    assert (study.edit.mine_rounds, study.edit.mine_size, study.edit.mine_k, study.mine_pool) == (2, 128, 0.5, 2048)
+
+
 @pytest.mark.parametrize("text, named", [
     ('model = "default"\nbudget = 0.1\n', "budget"),  # a key in the wrong section
     ('model = "default"\n[localize]\nbudget = 2.0\n', "localize.budget"),

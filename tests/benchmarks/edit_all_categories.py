@@ -1,6 +1,7 @@
 """Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
     python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b] [--mlp-groups G]
+        [--mine-rounds R]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
 ablations, k chosen on dev, all measured on the test split. Prints one table and writes
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from cdelta.atomic import atomic_write_text
 from harness.edit_study import StudyConfig, run_study
 from harness.organism import registry
 from tasks.suite.categories import POLICY_CATEGORIES
@@ -28,6 +31,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.05)
     parser.add_argument("--mlp-groups", type=int, default=1, help="MLP groups of the circuit's graph")
     parser.add_argument("--contrast", default="refused", choices=("refused", "benign"))
+    parser.add_argument("--mine-rounds", type=int, default=0, help="rounds of mined retain examples (EditConfig)")
     args = parser.parse_args()
     console = Console()
     model = registry.resolve_model("default")
@@ -37,12 +41,13 @@ def main() -> None:
     for category in args.categories.split(","):
         study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast,
                             mlp_groups=args.mlp_groups)
+        study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
         summary = run_study(model, records, study, Path(args.out) / category, console, write_edited_checkpoint=False)
         rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
                           "faithfulness": summary["circuit"]["faithfulness"],
                           "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
     table = Table(title=f"C-Δθ on the committed organism, test split (budget {args.budget:.0%}, {args.contrast} contrast, "
-                          f"{args.mlp_groups} MLP groups)")
+                          f"{args.mlp_groups} MLP groups, {args.mine_rounds} mining rounds)")
     for col in ("category", "variant", "k", "params %", "target refusal", "off-target |Δ|", "always-refused min",
                 "benign", "utility retention", "score"):
         table.add_column(col)
@@ -55,7 +60,7 @@ def main() -> None:
                           f"{s['utility_retention']:.3f}", f"{s['score']:.3f}")
     console.print(table)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "edit_all_categories.json").write_text(json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(Path(args.out) / "edit_all_categories.json", json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,18 @@ def test_edit_writes_a_patch_with_its_provenance(base_dir, circuit_file, example
         assert patch.numel() == circuit_numel
 
 
+def test_mining_options_reach_the_patch_and_bad_ones_are_refused(base_dir, circuit_file, examples_file, tmp_path,
+                                                                 capsys) -> None:
+    out = tmp_path / "patch.safetensors"
+    assert edit(base_dir, circuit_file, examples_file, out, "--retain-size", "3", "--mine-rounds", "1",
+                "--mine-size", "2", "--mine-k", "0.5") == 0
+    recorded = load_patch(out).meta.edit
+    assert (recorded["retain_size"], recorded["mine_rounds"], recorded["mine_size"], recorded["mine_k"]) == (3, 1, 2, 0.5)
+    bad = tmp_path / "bad.safetensors"
+    assert edit(base_dir, circuit_file, examples_file, bad, "--mine-rounds", "-1") == 1
+    assert "invalid retain or mining settings" in err(capsys) and not bad.exists()
+
+
 def test_slices_file_is_accepted_as_a_plain_list(base_dir, circuit_file, examples_file, tmp_path) -> None:
     slices_file = tmp_path / "slices.json"
     slices_file.write_text(json.dumps(json.loads(circuit_file.read_text())["param_slices"]))
