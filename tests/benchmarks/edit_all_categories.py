@@ -1,7 +1,7 @@
 """Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
     python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b] [--mlp-groups G]
-        [--mine-rounds R]
+        [--mine-rounds R] [--variants circuit,random,dense]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
 ablations, k chosen on dev, all measured on the test split. Prints one table and writes
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cdelta.atomic import atomic_write_text
-from harness.edit_study import StudyConfig, run_study
+from harness.edit_study import VARIANTS, StudyConfig, run_study
 from harness.organism import registry
 from tasks.suite.categories import POLICY_CATEGORIES
 from tasks.suite.generate import generate_suite
@@ -31,8 +31,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.05)
     parser.add_argument("--mlp-groups", type=int, default=1, help="MLP groups of the circuit's graph")
     parser.add_argument("--contrast", default="refused", choices=("refused", "benign"))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="the circuit and the ablations to run")
     parser.add_argument("--mine-rounds", type=int, default=0, help="rounds of mined retain examples (EditConfig)")
     args = parser.parse_args()
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
     console = Console()
     model = registry.resolve_model("default")
     cfg = registry.organism_config(model)
@@ -42,7 +46,8 @@ def main() -> None:
         study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast,
                             mlp_groups=args.mlp_groups)
         study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
-        summary = run_study(model, records, study, Path(args.out) / category, console, write_edited_checkpoint=False)
+        summary = run_study(model, records, study, Path(args.out) / category, console,
+                            variants=tuple(args.variants.split(",")), write_edited_checkpoint=False)
         rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
                           "faithfulness": summary["circuit"]["faithfulness"],
                           "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
