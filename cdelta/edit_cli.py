@@ -80,7 +80,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mining.add_argument("--mine-k", type=float, default=defaults.mine_k,
                         help="scale of the last ΔθC under which examples are ranked (%(default)s)")
     hyper.add_argument("--seed", type=int, default=defaults.seed,
-                       help="seeds batch order and the random ablation (%(default)s)")
+                       help="seeds batch order, the retain draw and the random ablation (%(default)s)")
     hyper.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda if present)")
     hyper.add_argument("--dtype", choices=DTYPES, default="float32", help="dtype to load the base in (%(default)s)")
 

@@ -1,6 +1,7 @@
 """The hyperparameters of an edit, apart from the algorithm so that the CLI can show them without importing torch."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from cdelta.errors import CdeltaError
@@ -36,9 +37,9 @@ class EditConfig:
         if self.steps < 1 or self.batch_size < 1:
             raise CdeltaError(f"steps and batch size must be at least 1 (got {self.steps}, {self.batch_size})")
         if (self.retain_size is not None and self.retain_size < 1) or self.mine_rounds < 0 or self.mine_size < 1 \
-                or self.mine_k == 0:
+                or self.mine_k == 0 or not math.isfinite(self.mine_k):
             raise CdeltaError(f"invalid retain or mining settings (retain size >= 1, rounds >= 0, mined examples >= 1, "
-                              f"k != 0): {self}")
+                              f"finite k != 0): {self}")
         if (self.lr <= 0 or self.grad_clip <= 0 or self.retain_weight < 0 or self.weight_decay < 0
                 or self.decision_weight <= 0):
             raise CdeltaError(f"invalid edit hyperparameters: {self}")

@@ -85,6 +85,7 @@ def test_a_mining_round_retains_the_pool_examples_the_first_delta_moved_most(mon
 
 
 def test_mining_settings_are_checked() -> None:
-    for bad in ({"retain_size": 0}, {"mine_rounds": -1}, {"mine_size": 0}, {"mine_k": 0.0}):
+    for bad in ({"retain_size": 0}, {"mine_rounds": -1}, {"mine_size": 0}, {"mine_k": 0.0},
+                {"mine_k": float("nan")}):
         with pytest.raises(CdeltaError, match="retain or mining"):
             EditConfig(**bad)
