@@ -50,8 +50,9 @@ class StudyConfig:
     # lr and batch size are the organism's, not the paper's (1e-5, 8): docs/deltatheta.md "On the organism"
     edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16))
     n_target: int = 256
+    # the edit's retain set (it overrides edit.retain_size), and the non-target train prompts beyond it that
+    # mining searches (used only when edit.mine_rounds > 0)
     n_retain: int = 512
-    # non-target train prompts beyond n_retain that mining searches (used only when edit.mine_rounds > 0)
     mine_pool: int = 4096
     # 0.25 so that an ablation whose 0.5 already costs utility can still meet the retention floor (4 never did)
     ks: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
