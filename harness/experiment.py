@@ -2,11 +2,12 @@
 machine is one config away from the demo. Unknown keys and wrong types fail with the key's name."""
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cdelta.edit_config import EditConfig
 from cdelta.errors import CdeltaError
@@ -42,6 +43,13 @@ class EditSection(_Section):
     mine_size: int = Field(256, ge=1, description="examples each mining round adds to the retain set")
     mine_k: float = Field(1.0, description="scale of the previous ΔθC under which mining ranks examples")
     mine_pool: int = Field(4096, ge=1, description="non-target prompts mining searches, beyond retain_examples")
+
+    @field_validator("mine_k")
+    @classmethod
+    def _nonzero_finite(cls, k: float) -> float:
+        if k == 0 or not math.isfinite(k):
+            raise ValueError("must be a finite, non-zero scale")
+        return k
 
 
 class EvalSection(_Section):

@@ -59,6 +59,7 @@ def test_mined_retain_is_set_from_the_file(tmp_path: Path) -> None:
     ('policy = "refuse:health_consultation"\n', "model"),
     ('model = "default"\n[eval]\ntasks = ["jailbreaks"]\n', "eval.tasks"),
     ('model = "default"\n[bench]\nschedule = "parallel"\n', "bench.schedule"),
+    ('model = "default"\n[edit]\nmine_k = 0.0\n', "edit.mine_k"),
 ])
 def test_mistakes_are_named_by_key(tmp_path: Path, text: str, named: str) -> None:
     path = tmp_path / "experiment.toml"
