@@ -26,10 +26,20 @@ def chat_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[str]:
 
 
 def encode_chat(tokenizer: Any, prompts: Sequence[str], device: torch.device | str = "cpu") -> BatchEncoding:
-    """Chat-rendered prompts as one left-padded batch, so the last column is every prompt's last token."""
-    enc = tokenizer(chat_prompts(tokenizer, prompts), return_tensors="pt", padding=True, padding_side="left",
-                    add_special_tokens=False)
-    return enc.to(device)
+    """Chat-rendered prompts as one left-padded batch, so the last column is every prompt's last token.
+
+    A tokenizer without a pad token (many base checkpoints) pads with its EOS token, or id 0: the
+    attention mask hides the padding either way."""
+    texts = chat_prompts(tokenizer, prompts)
+    if tokenizer.pad_token_id is not None:
+        enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        return enc.to(device)
+    rows = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    width = max((len(r) for r in rows), default=0)
+    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long).reshape(len(rows), width)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long).reshape(len(rows), width)
+    return BatchEncoding({"input_ids": ids, "attention_mask": mask}).to(device)
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:

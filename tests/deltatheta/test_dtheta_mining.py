@@ -41,6 +41,16 @@ def test_decision_shift_is_the_kl_at_each_prompts_first_response_position() -> N
     assert (batched > 0).all()
 
 
+def test_decision_shift_needs_no_pad_token() -> None:
+    """Checkpoints often ship without a pad token: prompts are then padded with EOS and masked."""
+    model, tok = tiny_model(), tiny_tokenizer()
+    overrides = _shifted(model)
+    with_pad = decision_shift(model, tok, PROMPTS, overrides)
+    tok.pad_token = None
+    assert tok.pad_token_id is None
+    torch.testing.assert_close(decision_shift(model, tok, PROMPTS, overrides), with_pad, rtol=1e-5, atol=1e-7)
+
+
 def test_decision_shift_is_zero_for_the_base_weights() -> None:
     model, tok = tiny_model(), tiny_tokenizer()
     unchanged = with_slices(model, {s: v.detach() for s, v in slice_values(model, circuit_slices(model)).items()})
