@@ -14,15 +14,19 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from backends.generation import GenerationParams
 from backends.hf_engine import HFEngine
 from cdelta.apply import patched, write_checkpoint
 from cdelta.atomic import atomic_write_text
+from cdelta.circuit.artifact import Circuit
 from cdelta.circuit.plots import plot_faithfulness, plot_heatmap
+from cdelta.eap.pairs import ContrastPair
 from cdelta.edit import ablation_slices, edit_patch
 from cdelta.edit_config import EditConfig
+from cdelta.examples import ExampleSet
 from cdelta.localize import localize
 from cdelta.patch import CircuitRef, Patch, save_patch, with_k
 from cdelta.policy import Policy, parse_policy
@@ -79,6 +83,24 @@ def circuit_openings(tokenizer: Any, policy: Policy, seed: int) -> tuple[list[in
     return refusal_ids, compliance_ids
 
 
+def find_circuit(model: torch.nn.Module, tokenizer: Any, pairs: list[ContrastPair], policy: Policy, cfg: StudyConfig,
+                 curve_points: int | None = 12, model_name: str = "") -> Circuit:
+    """The study's circuit on `pairs`: EAP-IG against the policy's own openings, chosen within the budget
+    (`curve_points=None` skips the faithfulness curve)."""
+    refusal_ids, compliance_ids = circuit_openings(tokenizer, policy, cfg.seed)
+    return localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids, method=cfg.method,
+                    steps=cfg.ig_steps, rule="budget", size=cfg.budget, mlp_groups=cfg.mlp_groups,
+                    curve_points=curve_points, model_name=model_name, progress=False)
+
+
+def study_examples(records: list[PromptRecord], policy: Policy, cfg: StudyConfig) -> tuple[ExampleSet, EditConfig]:
+    """The edit's examples and settings: `n_retain` retain examples to start from, and `mine_pool` more for
+    mining to search when the edit mines."""
+    pool = cfg.n_retain + (cfg.mine_pool if cfg.edit.mine_rounds else 0)
+    examples = edit_examples(records, policy, cfg.n_target, pool, seed=cfg.seed)
+    return examples, replace(cfg.edit, retain_size=cfg.n_retain)
+
+
 def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, out: Path,
               console: Console, variants: tuple[str, ...] = VARIANTS,
               write_edited_checkpoint: bool = True, measure_test: bool = True,
@@ -103,12 +125,9 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         return result
 
     # 1. localize
-    refusal_ids, compliance_ids = circuit_openings(tokenizer, policy, cfg.seed)
     pairs = contrast_pairs(tokenizer, records, policy.category, cfg.contrast, cfg.n_pairs, seed=cfg.seed)
     circuit = stage(f"localize: EAP-IG on {len(pairs)} {policy.category}-vs-{cfg.contrast} pairs, budget {cfg.budget:.0%}",
-                    lambda: localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids,
-                                     method=cfg.method, steps=cfg.ig_steps, rule="budget", size=cfg.budget,
-                                     mlp_groups=cfg.mlp_groups, model_name=str(model_dir), progress=False))
+                    lambda: find_circuit(model, tokenizer, pairs, policy, cfg, model_name=str(model_dir)))
     circuit_path = out / "circuit.json"
     circuit.save(circuit_path)
     plot_heatmap(circuit, out / "circuit_heatmap.png")
@@ -116,9 +135,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         plot_faithfulness(circuit, out / "faithfulness.png")
 
     # 2. ΔθC on the circuit and the ablations
-    pool = cfg.n_retain + (cfg.mine_pool if cfg.edit.mine_rounds else 0)
-    examples = edit_examples(records, policy, cfg.n_target, pool, seed=cfg.seed)
-    edit_config = replace(cfg.edit, retain_size=cfg.n_retain)
+    examples, edit_config = study_examples(records, policy, cfg)
     shapes = model_shapes(model)
     total = sum(p.numel() for p in model.parameters())
     patches: dict[str, Patch] = {}

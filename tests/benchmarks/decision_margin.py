@@ -17,13 +17,11 @@ import statistics
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from backends.hf_engine import load_model
+from backends.hf_engine import HFEngine
 from cdelta.atomic import atomic_write_text
-from cdelta.chat import encode_chat, position_ids
 from harness.organism import registry
 from harness.policy_data import opening_ids
 from tasks.suite.categories import CATEGORIES
@@ -31,18 +29,6 @@ from tasks.suite.generate import generate_suite
 from tasks.suite.refusals import ORGANISM_REFUSALS
 
 NEAR = -4.0
-
-
-@torch.no_grad()
-def refusal_logp(model: torch.nn.Module, tokenizer: object, prompts: list[str], refusal_ids: list[int]) -> list[float]:
-    """log P(first response token is a refusal opening) for each prompt."""
-    out: list[float] = []
-    for start in range(0, len(prompts), 64):
-        enc = encode_chat(tokenizer, prompts[start:start + 64])
-        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                       position_ids=position_ids(enc["attention_mask"])).logits[:, -1]
-        out += torch.logsumexp(F.log_softmax(logits.float(), -1)[:, refusal_ids], -1).tolist()
-    return out
 
 
 def main() -> None:
@@ -53,14 +39,15 @@ def main() -> None:
     model_dir = registry.resolve_model("default")
     cfg = registry.organism_config(model_dir)
     records = generate_suite(cfg.suite_seed, cfg.suite_counts)
-    model, tokenizer = load_model(model_dir)
-    refusal_ids = opening_ids(tokenizer, list(ORGANISM_REFUSALS))
+    engine = HFEngine.from_path(model_dir)
+    refusal_ids = opening_ids(engine.tokenizer, list(ORGANISM_REFUSALS))
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for category in CATEGORIES:
         rows[category] = {}
         for split in ("train", "test"):
             prompts = [r.prompt for r in records if r.split == split and r.category == category][: args.per_category]
-            logp = refusal_logp(model, tokenizer, prompts, refusal_ids)
+            # log P(the first response token is one of the refusal openings)
+            logp = torch.logsumexp(engine.next_token_logprobs(prompts, 64)[:, refusal_ids], dim=-1).tolist()
             rows[category][split] = {"n": len(logp), "median_logp": statistics.median(logp),
                                      "share_above_near": sum(x > NEAR for x in logp) / len(logp)}
     table = Table(title=f"log P(refusal opening) at the first response position; 'near' = above {NEAR:g}")

@@ -25,14 +25,13 @@ from backends.hf_engine import HFEngine
 from cdelta.apply import patched
 from cdelta.atomic import atomic_write_text
 from cdelta.edit import ablation_slices, edit_patch
-from cdelta.localize import localize
 from cdelta.patch import with_k
 from cdelta.policy import parse_policy
 from cdelta.slice_sets import model_shapes
 from harness.behaviour import measure, selectivity
-from harness.edit_study import StudyConfig, circuit_openings
+from harness.edit_study import StudyConfig, find_circuit, study_examples
 from harness.organism import registry
-from harness.policy_data import contrast_pairs, edit_examples
+from harness.policy_data import contrast_pairs
 from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
 from tasks.suite.generate import generate_suite
 
@@ -60,17 +59,14 @@ def main() -> None:
     rows: dict[str, dict[str, dict[str, dict[str, float | str]]]] = {}
     for category in args.categories.split(","):
         study = StudyConfig(policy=f"refuse:{category}", mlp_groups=args.mlp_groups)
+        study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
         policy = parse_policy(study.policy, list(CATEGORIES))
-        refusal_ids, compliance_ids = circuit_openings(tokenizer, policy, study.seed)
         pairs = contrast_pairs(tokenizer, records, category, study.contrast, study.n_pairs, seed=study.seed)
-        circuit = localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids,
-                           method=study.method, steps=study.ig_steps, rule="budget", size=study.budget,
-                           mlp_groups=study.mlp_groups, curve_points=None, progress=False)
+        circuit = find_circuit(model, tokenizer, pairs, policy, study, curve_points=None)
         slices = ablation_slices(circuit.param_slices, model_shapes(model), "circuit", study.seed)
-        examples = edit_examples(records, policy, study.n_target, study.n_retain + study.mine_pool, seed=study.seed)
+        examples, mined = study_examples(records, policy, study)  # both edits start from the same draw
         rows[category] = {}
-        for name, rounds in (("random retain", 0), (f"mined x{args.mine_rounds}", args.mine_rounds)):
-            config = replace(study.edit, retain_size=study.n_retain, mine_rounds=rounds)
+        for name, config in (("random retain", replace(mined, mine_rounds=0)), (f"mined x{args.mine_rounds}", mined)):
             console.print(f"[bold cyan]▶ {category}: ΔθC, {name}[/]")
             patch = edit_patch(model, tokenizer, slices, policy, examples, config, k=1.0, ablation="circuit",
                                model_name=str(model_dir))
