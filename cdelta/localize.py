@@ -9,7 +9,8 @@ import torch
 
 from cdelta.circuit.artifact import Circuit, DataInfo, ModelInfo, SelectionInfo
 from cdelta.circuit.faithfulness import curve_counts, faithfulness
-from cdelta.circuit.selection import RULES, select
+from cdelta.circuit.rules import DEFAULT_COST_EXPONENT, RULES, check_cost_exponent
+from cdelta.circuit.selection import select
 from cdelta.eap.attribute import attribute
 from cdelta.eap.methods import METHODS
 from cdelta.eap.metrics import Metric, metric_name, refusal_logit_diff
@@ -34,6 +35,7 @@ def localize(
     intervention: str = "patching",
     rule: str = "budget",
     size: float = 0.05,
+    cost_exponent: float = DEFAULT_COST_EXPONENT,
     mlp_groups: int = 1,
     batch_size: int = 8,
     chat: bool = True,
@@ -45,7 +47,8 @@ def localize(
     """Find the circuit behind `metric` (default: refusal logit difference) on clean vs corrupted prompts.
 
     `rule` and `size` choose the circuit: a parameter `budget` fraction, `top_edges` / `greedy`
-    edge counts, or `top_nodes`. `mlp_groups` splits each MLP into that many nodes of equal
+    edge counts, or `top_nodes`; under a budget, `cost_exponent` a ranks edges by
+    |score| / (source parameters)^a (0: by |score| alone). `mlp_groups` splits each MLP into that many nodes of equal
     unit blocks, so a small budget can afford parts of MLPs. With `curve_points`, the circuit's
     faithfulness and a curve over edge counts are measured on the same pairs (None skips that extra pass),
     or on `held_out` pairs when given: prompts of phrasings the attribution never saw.
@@ -56,6 +59,8 @@ def localize(
         raise CdeltaError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
     if rule == "budget" and not 0 < size <= 1:
         raise CdeltaError(f"a parameter budget is a fraction in (0, 1] of all parameters, got {size}")
+    check_cost_exponent(cost_exponent)
+    cost_exponent = cost_exponent if rule == "budget" else 0.0
     check_intervention(intervention)
     metric = metric or refusal_logit_diff(refusal_ids, compliance_ids)
     adapter = adapter_for(model, mlp_groups)
@@ -68,7 +73,7 @@ def localize(
     counts = None if curve_points is None else curve_counts(int(real.sum()), curve_points)
 
     attribution = attribute(adapter, batches, metric, method=method, steps=steps, intervention=intervention, progress=progress)
-    selection = select(graph, attribution.scores, account, rule, size)
+    selection = select(graph, attribution.scores, account, rule, size, cost_exponent)
     slices = account.slices(selection.nodes)
     faith = None
     if counts is not None:
@@ -96,7 +101,7 @@ def localize(
         metric=metric_name(metric),
         edges=graph.edge_names(),
         scores=attribution.scores[real].tolist(),
-        selection=SelectionInfo(selection.rule, size, graph.edge_names(selection.edges)),
+        selection=SelectionInfo(selection.rule, size, graph.edge_names(selection.edges), cost_exponent),
         nodes=node_names + (["logits"] if selection.n_edges else []),
         param_slices=slices,
         param_count=account.count(slices),

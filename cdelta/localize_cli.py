@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cdelta.circuit.rules import DEFAULT_COST_EXPONENT, check_cost_exponent
 from cdelta.commands import Command
 from cdelta.eap.methods import INTERVENTIONS, METHODS
 from cdelta.errors import CdeltaError
@@ -26,6 +27,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     rule.add_argument("--edges", type=int, help="keep the top-N edges by |score|")
     rule.add_argument("--nodes", type=int, help="keep the top-K heads/MLPs by |node score|")
     rule.add_argument("--greedy", type=int, help="grow N edges greedily from the logits")
+    parser.add_argument("--cost-exponent", type=float,
+                        help="with --budget: rank edges by |score| / (source parameters)^A "
+                             f"(default {DEFAULT_COST_EXPONENT}; 0 ranks by |score| alone)")
     parser.add_argument("--mlp-groups", type=int, default=1,
                         help="split each MLP into G nodes of equal unit blocks (G divides its units; default 1)")
     parser.add_argument("--method", choices=METHODS, default="EAP-IG-inputs")
@@ -88,13 +92,17 @@ def _run(args: argparse.Namespace) -> int:
     for name, value in (("budget", args.budget), ("top_edges", args.edges), ("top_nodes", args.nodes), ("greedy", args.greedy)):
         if value is not None:
             rule, size = name, value
+    if args.cost_exponent is not None and rule != "budget":
+        raise CdeltaError(f"--cost-exponent weighs the budget rule only; drop it or use --budget instead of the {rule} rule")
+    cost_exponent = DEFAULT_COST_EXPONENT if args.cost_exponent is None else args.cost_exponent
+    check_cost_exponent(cost_exponent)
     model, tokenizer = _load(args)
     circuit = localize(
         model, tokenizer, pairs,
         refusal_ids=_opening_ids(tokenizer, args.refusal, args.refusal_ids, DEFAULT_REFUSAL),
         compliance_ids=_opening_ids(tokenizer, args.compliance, args.compliance_ids, DEFAULT_COMPLIANCE),
         method=args.method, steps=args.steps, intervention=args.intervention, rule=rule, size=size,
-        mlp_groups=args.mlp_groups, batch_size=args.batch_size, chat=not args.no_chat_template,
+        cost_exponent=cost_exponent, mlp_groups=args.mlp_groups, batch_size=args.batch_size, chat=not args.no_chat_template,
         model_name=str(args.model),
         curve_points=None if args.no_faithfulness else args.curve_points, progress=not args.quiet,
         held_out=held_out,

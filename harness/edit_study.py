@@ -22,6 +22,7 @@ from backends.hf_engine import HFEngine
 from cdelta.apply import patched, write_checkpoint
 from cdelta.atomic import atomic_write_text
 from cdelta.circuit.artifact import Circuit
+from cdelta.circuit.rules import DEFAULT_COST_EXPONENT
 from cdelta.circuit.plots import plot_faithfulness, plot_heatmap
 from cdelta.eap.pairs import ContrastPair
 from cdelta.edit import ablation_slices, edit_patch
@@ -51,6 +52,7 @@ class StudyConfig:
     method: str = "EAP-IG-inputs"
     ig_steps: int = 5
     mlp_groups: int = 1
+    cost_exponent: float = DEFAULT_COST_EXPONENT
     # lr and batch size are the organism's, not the paper's (1e-5, 8): docs/deltatheta.md "On the organism"
     edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16))
     n_target: int = 256
@@ -89,7 +91,8 @@ def find_circuit(model: torch.nn.Module, tokenizer: Any, pairs: list[ContrastPai
     (`curve_points=None` skips the faithfulness curve)."""
     refusal_ids, compliance_ids = circuit_openings(tokenizer, policy, cfg.seed)
     return localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids, method=cfg.method,
-                    steps=cfg.ig_steps, rule="budget", size=cfg.budget, mlp_groups=cfg.mlp_groups,
+                    steps=cfg.ig_steps, rule="budget", size=cfg.budget, cost_exponent=cfg.cost_exponent,
+                    mlp_groups=cfg.mlp_groups,
                     curve_points=curve_points, model_name=model_name, progress=False)
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cdelta.circuit.rules import DEFAULT_COST_EXPONENT
 from cdelta.edit_config import EditConfig
 from cdelta.errors import CdeltaError
 from harness.edit_study import StudyConfig
@@ -28,6 +29,8 @@ class LocalizeSection(_Section):
     ig_steps: int = Field(5, ge=1)
     pairs: int = Field(64, ge=2)
     mlp_groups: int = Field(1, ge=1, description="split each MLP into this many nodes (a budget can afford parts)")
+    cost_exponent: float = Field(DEFAULT_COST_EXPONENT, ge=0, allow_inf_nan=False,
+                                 description="rank edges by |score| / (source parameters)^a under the budget")
 
 
 class EditSection(_Section):
@@ -87,7 +90,7 @@ class Experiment(_Section):
         category = self.policy.split(":", 1)[-1]
         study = StudyConfig(policy=self.policy, budget=self.localize.budget, n_pairs=self.localize.pairs,
                             method=self.localize.method, ig_steps=self.localize.ig_steps,
-                            mlp_groups=self.localize.mlp_groups,
+                            mlp_groups=self.localize.mlp_groups, cost_exponent=self.localize.cost_exponent,
                             edit=EditConfig(lr=self.edit.lr, steps=self.edit.steps, batch_size=self.edit.batch_size,
                                              decision_weight=self.edit.decision_weight,
                                              mine_rounds=self.edit.mine_rounds, mine_size=self.edit.mine_size,

@@ -129,6 +129,65 @@ def test_greedy_matches_the_plain_definition() -> None:
     assert torch.equal(greedy(graph, scores, n_edges=15).edges, expected)
 
 
+@pytest.mark.parametrize("cost_exponent", [0.0, 0.5, 1.0])
+def test_cost_weighted_budget_matches_the_plain_definition(cost_exponent: float) -> None:
+    """Each step takes the open edge of largest |score| / cost(source)^a whose source is in the circuit or
+    still fits the budget, until none is left; then the circuit is pruned."""
+    adapter = adapter_for(tiny.model("llama"), 4)
+    graph, account = adapter.graph, ParamAccount(adapter)
+    scores = torch.randn(graph.n_sources, graph.n_destinations, generator=torch.Generator().manual_seed(1))
+    budget = 0.12
+    cost = torch.tensor([max(account.count(s), 1) for s in account.node_slices], dtype=torch.float64)
+    key = scores.abs().double() / cost[:, None] ** cost_exponent
+    owner = graph.destination_owner()
+    taken = torch.zeros_like(graph.edge_mask())
+    nodes = torch.zeros(graph.n_sources, dtype=torch.bool)
+    while True:
+        open_destinations = (owner < 0) | nodes[owner.clamp(min=0)]
+        affordable = torch.tensor([bool(nodes[row]) or account.count(set(account.slices(nodes)) | account.node_slices[row])
+                                   <= budget * account.total for row in range(graph.n_sources)])
+        allowed = graph.edge_mask() & ~taken & open_destinations[None, :] & affordable[:, None]
+        if not allowed.any():
+            break
+        row, col = divmod(int(key.masked_fill(~allowed, -1).argmax()), graph.n_destinations)
+        taken[row, col], nodes[row] = True, True
+    expected, _ = prune(graph, taken)
+    chosen = within_budget(graph, scores, account, budget, cost_exponent)
+    assert torch.equal(chosen.edges, expected)
+    assert account.fraction(chosen.nodes) <= budget
+
+
+def test_cost_weighting_spends_a_budget_on_cheap_nodes() -> None:
+    """A head scoring a little above MLP units wins by |score| alone; weighted by cost, the units
+    (one unit a group: a fraction of a head's parameters each) win."""
+    model = tiny.model("llama")
+    adapter = adapter_for(model, model.config.intermediate_size)
+    graph, account = adapter.graph, ParamAccount(adapter)
+    scores = torch.full((graph.n_sources, graph.n_destinations), 0.01)
+    head, groups = graph.head_rows(1).start, graph.mlp_rows(1)
+    scores[head], scores[groups] = 2.0, 1.5
+    names = graph.source_names()
+    costs = account.node_costs()
+    assert costs[groups.start] < costs[head] / 2 and costs[0] == 0
+    budget = float(costs[head] + costs[groups.start]) / account.total  # one head and one group, or several groups
+    picks = {a: [n for n, keep in zip(names, within_budget(graph, scores, account, budget, a).nodes.tolist()) if keep]
+             for a in (0.0, 1.0)}
+    assert names[head] in picks[0.0] and names[head] not in picks[1.0]
+    assert sum(n.startswith("m1.g") for n in picks[1.0]) > sum(n.startswith("m1.g") for n in picks[0.0])
+
+
+def test_a_cost_exponent_must_be_finite_non_negative_and_for_the_budget_rule(scored) -> None:
+    adapter, scores = scored
+    graph, account = adapter.graph, ParamAccount(adapter)
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(CdeltaError, match="cost exponent must be a finite number >= 0"):
+            within_budget(graph, scores, account, 0.3, bad)
+    with pytest.raises(CdeltaError, match="applies to the budget rule only"):
+        select(graph, scores, account, "top_edges", 5, 0.5)
+    with pytest.raises(CdeltaError, match="parameter account"):
+        greedy(graph, scores, n_edges=5, cost_exponent=0.5)
+
+
 def test_budget_bounds_the_parameter_fraction(scored) -> None:
     adapter, scores = scored
     graph, account = adapter.graph, ParamAccount(adapter)
@@ -176,7 +235,8 @@ def test_localize_with_mlp_groups_records_them_and_rebuilds_its_graph(tmp_path) 
     path = tmp_path / "circuit.json"
     circuit.save(path)
     loaded = Circuit.load(path)
-    assert loaded == circuit and json.loads(path.read_text())["schema_version"] == 2
+    assert loaded == circuit and json.loads(path.read_text())["schema_version"] == 3
+    assert loaded.selection.cost_exponent == 0.5
     assert graph.edge_names(graph.edges_from_names(loaded.selection.edges)) == loaded.selection.edges
     grid, members = node_score_grid(loaded)
     assert grid.shape == members.shape == (2, 4 + 4)
@@ -188,8 +248,10 @@ def test_localize_with_mlp_groups_records_them_and_rebuilds_its_graph(tmp_path) 
                        rule="budget", size=0.3, curve_points=None, progress=False).to_dict()
     unsplit["schema_version"] = 1
     del unsplit["model"]["mlp_groups"]
+    del unsplit["selection"]["cost_exponent"]
     path.write_text(json.dumps(unsplit))
     assert Circuit.load(path).graph == adapter_for(model).graph
+    assert Circuit.load(path).selection.cost_exponent == 0.0  # chosen by |score| alone before schema 3
 
 
 def test_localize_writes_a_circuit_that_round_trips(tmp_path) -> None:
@@ -292,6 +354,15 @@ def test_cli_writes_circuit_and_plots(tmp_path, capsys) -> None:
                  "--no-faithfulness", "--quiet", "-o", str(tmp_path / "none")])
     assert code == 1 and "only read to measure faithfulness" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--method", "EAP", "--refusal", "Sorry",
+                 "--compliance", "Sure", "--budget", "0.3", "--cost-exponent", "0", "--no-faithfulness", "--quiet",
+                 "-o", str(tmp_path / "plain")])
+    assert code == 0 and Circuit.load(tmp_path / "plain" / "circuit.json").selection.cost_exponent == 0.0
+    for bad, message in ((["--edges", "5", "--cost-exponent", "0.5"], "weighs the budget rule only"),
+                         (["--cost-exponent", "-1"], "finite number >= 0")):
+        code = main(["localize", "--model", str(folder), "--pairs", str(pairs), *bad, "--quiet", "-o", str(tmp_path / "bad")])
+        assert code == 1 and message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_cli_impossible_budget_leaves_no_circuit(tmp_path, capsys) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cdelta.circuit.rules import DEFAULT_COST_EXPONENT
 from cdelta.errors import CdeltaError
 from harness.cli import main
 from harness.experiment import read_experiment
@@ -52,6 +53,15 @@ def test_mined_retain_is_set_from_the_file(tmp_path: Path) -> None:
     assert (study.edit.mine_rounds, study.edit.mine_size, study.edit.mine_k, study.mine_pool) == (2, 128, 0.5, 2048)
 
 
+def test_cost_exponent_is_set_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.toml"
+    records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
+    path.write_text('model = "default"\n')
+    assert read_experiment(path).pipeline(tmp_path, records, "fp").study.cost_exponent == DEFAULT_COST_EXPONENT
+    path.write_text('model = "default"\n[localize]\ncost_exponent = 0\n')
+    assert read_experiment(path).pipeline(tmp_path, records, "fp").study.cost_exponent == 0.0
+
+
 @pytest.mark.parametrize("text, named", [
     ('model = "default"\nbudget = 0.1\n', "budget"),  # a key in the wrong section
     ('model = "default"\n[localize]\nbudget = 2.0\n', "localize.budget"),
@@ -60,6 +70,8 @@ def test_mined_retain_is_set_from_the_file(tmp_path: Path) -> None:
     ('model = "default"\n[eval]\ntasks = ["jailbreaks"]\n', "eval.tasks"),
     ('model = "default"\n[bench]\nschedule = "parallel"\n', "bench.schedule"),
     ('model = "default"\n[edit]\nmine_k = 0.0\n', "edit.mine_k"),
+    ('model = "default"\n[localize]\ncost_exponent = -0.5\n', "localize.cost_exponent"),
+    ('model = "default"\n[localize]\ncost_exponent = nan\n', "localize.cost_exponent"),
 ])
 def test_mistakes_are_named_by_key(tmp_path: Path, text: str, named: str) -> None:
     path = tmp_path / "experiment.toml"

@@ -1,7 +1,8 @@
 """circuit.json: the localized circuit, every edge's score and how it was obtained, schema-versioned.
 
 Written to a temporary file in the same folder and renamed, so a reader never sees half a file.
-Schema 2 added `model.mlp_groups`; a schema-1 file is read as one group per MLP.
+Schema 2 added `model.mlp_groups`; a schema-1 file is read as one group per MLP. Schema 3 added
+`selection.cost_exponent`; older files read as 0, the |score| ranking they were chosen by.
 """
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cdelta.atomic import atomic_write_text
 from cdelta.circuit.faithfulness import Faithfulness
 from cdelta.errors import CdeltaError
 from cdelta.graph.structure import Graph
 from cdelta.slices import ParamSlice
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class SelectionInfo:
     rule: str
     setting: float
     edges: list[str]
+    # the budget rule's cost weighting (selection.greedy); files of schema < 3 were all chosen by |score| alone
+    cost_exponent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,16 @@ class Circuit:
     def graph(self) -> Graph:
         """The graph the circuit's edges and nodes are named in."""
         return Graph(self.model.n_layers, self.model.n_heads, self.model.mlp_groups)
+
+    def score_matrix(self) -> torch.Tensor:
+        """Every edge's score as the [sources, destinations] matrix selection reads (0 where no edge is)."""
+        graph = self.graph
+        real = graph.edge_mask()
+        if int(real.sum()) != len(self.scores):
+            raise CdeltaError(f"malformed circuit: {len(self.scores)} scores for a graph of {int(real.sum())} edges")
+        matrix = torch.zeros(real.shape)
+        matrix[real] = torch.tensor(self.scores)
+        return matrix
 
     def to_dict(self) -> dict[str, Any]:
         return {

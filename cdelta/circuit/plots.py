@@ -24,7 +24,7 @@ def plot_faithfulness(circuit: Circuit, path: Path) -> None:
     ax.plot(f.counts, f.values, marker="o")
     _faithfulness_axes(ax, [f])
     ax.set_title(f"{circuit.method}: curve area {f.area:.3f}\ncircuit of {len(circuit.selection.edges)} edges: {f.circuit:.3f}")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_faithfulness_curves(circuits: dict[str, Circuit], path: Path, target: float | None = None) -> None:
@@ -41,7 +41,7 @@ def plot_faithfulness_curves(circuits: dict[str, Circuit], path: Path, target: f
         ax.axhline(target, color="tab:red", lw=0.8, ls=":", label=f"target {target:g}")
     _faithfulness_axes(ax, curves)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _curve(circuit: Circuit, name: str) -> Faithfulness:
@@ -60,7 +60,7 @@ def _faithfulness_axes(ax: Axes, curves: list[Faithfulness]) -> None:
     ax.set_ylabel("normalised faithfulness" + (", held-out pairs" if held_out else ""))
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     """Through a temporary file beside `path` and a rename: a reader never sees half a picture."""
     fig.tight_layout()
     partial = path.with_name(f".{path.name}.partial")
@@ -112,4 +112,4 @@ def plot_heatmap(circuit: Circuit, path: Path) -> None:
     ax.set_ylabel("layer")
     ax.set_title(f"node scores, {circuit.method}\ncircuit: {circuit.param_fraction:.2%} of parameters", fontsize=9)
     fig.colorbar(image, ax=ax, label="sum of outgoing edge scores")
-    _save(fig, path)
+    save_figure(fig, path)

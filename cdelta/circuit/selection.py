@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cdelta.circuit.rules import RULES, check_cost_exponent
 from cdelta.errors import CdeltaError
 from cdelta.graph.params import ParamAccount
 from cdelta.graph.structure import Graph
@@ -92,6 +93,7 @@ def greedy(
     n_edges: int | None = None,
     budget: float | None = None,
     account: ParamAccount | None = None,
+    cost_exponent: float = 0.0,
 ) -> Selection:
     """Grow a circuit from the logits, always adding the largest-|score| edge into a node already in it.
 
@@ -99,15 +101,26 @@ def greedy(
     skip any edge whose source would take the circuit's parameters over `budget` x all
     parameters, and go on until no edge is left: the result is the best-scoring circuit the
     budget affords, with every free edge among its nodes.
+
+    `cost_exponent` a > 0 ranks edges by |score| / (parameters of the source node)^a instead, so
+    that a budget is spent where it buys the most score: a head costs as much as 32 MLP units
+    of the organism, and a plain |score| ranking fills a 5% budget with heads (docs/eap-ig.md).
     """
     if budget is not None:
         if account is None or not 0 < budget <= 1:
             raise CdeltaError(f"a parameter budget is a fraction in (0, 1] of all parameters, got {budget}")
+    check_cost_exponent(cost_exponent)
+    if cost_exponent and account is None:
+        raise CdeltaError("ranking edges by cost needs the model's parameter account")
     n_real = int(graph.edge_mask().sum())
     if n_edges is not None and not 0 <= n_edges <= n_real:
         raise CdeltaError(f"cannot select {n_edges} edges: the graph has {n_real}")
 
-    magnitude = scores.abs().masked_fill(~graph.edge_mask(), -1.0)
+    magnitude = scores.abs()
+    if cost_exponent:
+        assert account is not None
+        magnitude = magnitude / account.node_costs().clamp(min=1).to(magnitude.dtype)[:, None] ** cost_exponent
+    magnitude = magnitude.masked_fill(~graph.edge_mask(), -1.0)
     by_column = torch.sort(magnitude, dim=0, descending=True, stable=True).indices.T.tolist()
     magnitude_of = magnitude.tolist()
     upstream = [0] * graph.n_destinations
@@ -157,9 +170,10 @@ def greedy(
     return Selection("greedy", n_edges if n_edges is not None else len(chosen_rows), edges, node_mask)
 
 
-def within_budget(graph: Graph, scores: torch.Tensor, account: ParamAccount, budget: float) -> Selection:
+def within_budget(graph: Graph, scores: torch.Tensor, account: ParamAccount, budget: float,
+                  cost_exponent: float = 0.0) -> Selection:
     """The greedy circuit whose heads and MLPs take at most `budget` of all parameters; an error if it has none."""
-    selection = greedy(graph, scores, budget=budget, account=account)
+    selection = greedy(graph, scores, budget=budget, account=account, cost_exponent=cost_exponent)
     if account.count(account.slices(selection.nodes)) == 0:
         cheapest = min(account.count(s) for s in account.node_slices if s) / account.total
         raise CdeltaError(
@@ -169,15 +183,17 @@ def within_budget(graph: Graph, scores: torch.Tensor, account: ParamAccount, bud
     return selection
 
 
-RULES: tuple[str, ...] = ("budget", "top_edges", "top_nodes", "greedy")
+def select(graph: Graph, scores: torch.Tensor, account: ParamAccount, rule: str, size: float,
+           cost_exponent: float = 0.0) -> Selection:
+    """Apply one named rule: `budget` (fraction of parameters), `top_edges`/`greedy` (edges), `top_nodes` (nodes).
 
-
-def select(graph: Graph, scores: torch.Tensor, account: ParamAccount, rule: str, size: float) -> Selection:
-    """Apply one named rule: `budget` (fraction of parameters), `top_edges`/`greedy` (edges), `top_nodes` (nodes)."""
+    `cost_exponent` weighs edges by their source's parameter count under `budget` (see `greedy`)."""
     if rule == "budget":
-        return within_budget(graph, scores, account, float(size))
+        return within_budget(graph, scores, account, float(size), cost_exponent)
     if rule not in RULES:
         raise CdeltaError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
+    if cost_exponent:
+        raise CdeltaError(f"a cost exponent applies to the budget rule only, not to {rule!r}")
     if int(size) != size:
         raise CdeltaError(f"{rule} takes a whole number of {'nodes' if rule == 'top_nodes' else 'edges'}, got {size}")
     if rule == "top_edges":

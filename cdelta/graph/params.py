@@ -39,6 +39,10 @@ class ParamAccount:
             chosen |= self.node_slices[row]
         return sorted(chosen)
 
+    def node_costs(self) -> torch.Tensor:
+        """Each source node's own parameter count [sources] (`input`: 0), shared KV slices counted in full."""
+        return torch.tensor([self.count(s) for s in self.node_slices], dtype=torch.float64)
+
     def count(self, slices: set[ParamSlice] | frozenset[ParamSlice] | list[ParamSlice]) -> int:
         return sum(s.numel(self._shapes[s.tensor]) for s in slices)
 

@@ -2,7 +2,7 @@
 is on phrasings it was not found on (issue 3's target: normalised faithfulness >= 0.8 within a 5% budget).
 
     python tests/benchmarks/localize_organism.py [--categories a,b] [--budget 0.05] [--mlp-groups G]
-        [--pairs 64] [--steps 5] [--out runs/localize-organism]
+        [--cost-exponent A] [--pairs 64] [--steps 5] [--out runs/localize-organism]
 
 For every category: EAP-IG-inputs on the study's train-split contrast pairs (clean: the category;
 corrupted: an always-refused prompt of the same length), the circuit chosen within the budget, then its
@@ -24,6 +24,7 @@ from rich.table import Table
 from backends.hf_engine import load_model
 from cdelta.atomic import atomic_write_text
 from cdelta.circuit.plots import plot_faithfulness_curves
+from cdelta.circuit.rules import DEFAULT_COST_EXPONENT
 from cdelta.localize import localize
 from cdelta.policy import parse_policy
 from cdelta.provenance import library_versions
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES))
     parser.add_argument("--budget", type=float, default=0.05)
     parser.add_argument("--mlp-groups", type=int, default=1)
+    parser.add_argument("--cost-exponent", type=float, default=DEFAULT_COST_EXPONENT,
+                        help="the budget rule ranks edges by |score| / (source parameters)^A")
     parser.add_argument("--pairs", type=int, default=64, help="pairs for attribution, and as many held out")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -61,7 +64,8 @@ def main() -> None:
         held_out = contrast_pairs(tokenizer, records, category, "refused", args.pairs, split="test", seed=args.seed)
         began = time.perf_counter()
         circuit = localize(model, tokenizer, found_on, refusal_ids=refusal_ids, compliance_ids=compliance_ids,
-                           steps=args.steps, rule="budget", size=args.budget, mlp_groups=args.mlp_groups,
+                           steps=args.steps, rule="budget", size=args.budget, cost_exponent=args.cost_exponent,
+                           mlp_groups=args.mlp_groups,
                            model_name=str(model_dir), held_out=held_out, progress=False)
         seconds = time.perf_counter() - began
         circuit.save(out / category / "circuit.json")
@@ -75,12 +79,14 @@ def main() -> None:
                       f"{circuit.param_fraction:.2%} of parameters, {seconds:.0f} s")
         # after every category, so that a long run (minutes a category at fine MLP groups) keeps what it measured
         peak = peak_mb()
-        result = {"model": str(model_dir), "budget": args.budget, "mlp_groups": args.mlp_groups, "steps": args.steps,
+        result = {"model": str(model_dir), "budget": args.budget, "mlp_groups": args.mlp_groups,
+                  "cost_exponent": args.cost_exponent, "steps": args.steps,
                   "seed": args.seed, "threads": torch.get_num_threads(), "peak_rss_mb": round(peak),
                   "versions": library_versions(), "categories": rows}
         atomic_write_text(out / "localize_organism.json", json.dumps(result, indent=1) + "\n")
     plot_faithfulness_curves(circuits, out / "faithfulness_curves.png", target=0.8)
-    table = Table(title=f"5% circuits on the organism, faithfulness on held-out test pairs (G = {args.mlp_groups})")
+    table = Table(title=f"5% circuits on the organism, faithfulness on held-out test pairs (G = {args.mlp_groups}, "
+                  f"cost exponent {args.cost_exponent:g})")
     for column in ("category", "faithfulness", "curve area", "params", "edges", "nodes", "s"):
         table.add_column(column)
     for r in rows:
