@@ -43,6 +43,7 @@ def localize(
     model_name: str = "",
     progress: bool = True,
     held_out: Sequence[ContrastPair] | None = None,
+    scores_from: Circuit | None = None,
 ) -> Circuit:
     """Find the circuit behind `metric` (default: refusal logit difference) on clean vs corrupted prompts.
 
@@ -52,6 +53,10 @@ def localize(
     unit blocks, so a small budget can afford parts of MLPs. With `curve_points`, the circuit's
     faithfulness and a curve over edge counts are measured on the same pairs (None skips that extra pass),
     or on `held_out` pairs when given: prompts of phrasings the attribution never saw.
+
+    `scores_from` skips attribution and re-selects from a saved circuit's edge scores (its method,
+    steps, intervention and data are recorded); `pairs` are then only measured. Attribution is the
+    expensive step, so this is how budgets and cost exponents are compared on a large graph.
     """
     if method not in METHODS:
         raise CdeltaError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
@@ -72,8 +77,18 @@ def localize(
     real = graph.edge_mask()
     counts = None if curve_points is None else curve_counts(int(real.sum()), curve_points)
 
-    attribution = attribute(adapter, batches, metric, method=method, steps=steps, intervention=intervention, progress=progress)
-    selection = select(graph, attribution.scores, account, rule, size, cost_exponent)
+    weights = fingerprint(model, [name for name, _ in model.named_parameters()], model_name)
+    if scores_from is None:
+        attribution = attribute(adapter, batches, metric, method=method, steps=steps, intervention=intervention,
+                                progress=progress)
+        scores, steps = attribution.scores, attribution.steps
+        data = DataInfo(data_fingerprint(tokens), len(tokens), sum(2 * len(t.clean) for t in tokens))
+    else:
+        scores = reused_scores(scores_from, weights.digest, adapter.mlp_groups, metric_name(metric))
+        method, steps, intervention, data = scores_from.method, scores_from.steps, scores_from.intervention, scores_from.data
+        if held_out is None and data_fingerprint(tokens) != data.fingerprint:
+            held_out = pairs  # measured on pairs the scores were not attributed on: say so in the artifact
+    selection = select(graph, scores, account, rule, size, cost_exponent)
     slices = account.slices(selection.nodes)
     faith = None
     if counts is not None:
@@ -81,26 +96,25 @@ def localize(
         if held_out is not None:
             held_tokens = tokenize_pairs(tokenizer, held_out, chat)
             measured_on = batch_pairs(held_tokens, batch_size, device=device)
-        faith = faithfulness(adapter, measured_on, attribution.scores, selection.edges, metric,
+        faith = faithfulness(adapter, measured_on, scores, selection.edges, metric,
                              counts=counts, intervention=intervention, progress=progress)
         if held_out is not None:
             faith = replace(faith, held_out=(data_fingerprint(held_tokens), len(held_tokens)))
 
     node_names = [n for n, keep in zip(graph.source_names(), selection.nodes.tolist()) if keep]
-    weights = fingerprint(model, [name for name, _ in model.named_parameters()], model_name)
     return Circuit(
         model=ModelInfo(
             name=model_name, fingerprint=weights.digest, family=adapter.family, model_type=model.config.model_type,
             n_layers=adapter.n_layers, n_heads=adapter.n_heads, n_kv_heads=adapter.n_kv_heads,
             d_model=adapter.d_model, total_params=account.total, mlp_groups=adapter.mlp_groups,
         ),
-        data=DataInfo(data_fingerprint(tokens), len(tokens), sum(2 * len(t.clean) for t in tokens)),
+        data=data,
         method=method,
-        steps=attribution.steps,
+        steps=steps,
         intervention=intervention,
         metric=metric_name(metric),
         edges=graph.edge_names(),
-        scores=attribution.scores[real].tolist(),
+        scores=scores[real].tolist(),
         selection=SelectionInfo(selection.rule, size, graph.edge_names(selection.edges), cost_exponent),
         nodes=node_names + (["logits"] if selection.n_edges else []),
         param_slices=slices,
@@ -108,3 +122,17 @@ def localize(
         param_fraction=account.fraction(selection.nodes),
         faithfulness=faith,
     )
+
+
+def reused_scores(circuit: Circuit, weights: str, mlp_groups: int, metric: str) -> torch.Tensor:
+    """A saved circuit's score matrix, once it is known to belong to this model, graph and metric."""
+    if circuit.model.fingerprint != weights:
+        raise CdeltaError(f"the saved scores were attributed on another model ({circuit.model.name!r}, fingerprint "
+                          f"{circuit.model.fingerprint[:12]}, this one {weights[:12]}): attribute again on this model")
+    if circuit.model.mlp_groups != mlp_groups:
+        raise CdeltaError(f"the saved scores are for {circuit.model.mlp_groups} MLP groups, not {mlp_groups}: "
+                          f"pass mlp_groups={circuit.model.mlp_groups} (--mlp-groups {circuit.model.mlp_groups})")
+    if circuit.metric != metric:
+        raise CdeltaError(f"the saved scores were attributed on metric {circuit.metric!r}, not {metric!r}: "
+                          "measure with the same metric, or attribute again")
+    return circuit.score_matrix()

@@ -30,11 +30,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost-exponent", type=float,
                         help="with --budget: rank edges by |score| / (source parameters)^A "
                              f"(default {DEFAULT_COST_EXPONENT}; 0 ranks by |score| alone)")
-    parser.add_argument("--mlp-groups", type=int, default=1,
-                        help="split each MLP into G nodes of equal unit blocks (G divides its units; default 1)")
-    parser.add_argument("--method", choices=METHODS, default="EAP-IG-inputs")
-    parser.add_argument("--steps", type=int, default=5, help="integration steps for EAP-IG (default 5)")
-    parser.add_argument("--intervention", choices=INTERVENTIONS, default="patching")
+    parser.add_argument("--mlp-groups", type=int,
+                        help="split each MLP into G nodes of equal unit blocks (G divides its units; default 1, "
+                             "or the --scores-from file's)")
+    parser.add_argument("--method", choices=METHODS, help="attribution method (default EAP-IG-inputs)")
+    parser.add_argument("--steps", type=int, help="integration steps for EAP-IG (default 5)")
+    parser.add_argument("--intervention", choices=INTERVENTIONS, help="default patching")
+    parser.add_argument("--scores-from", type=Path, metavar="CIRCUIT_JSON",
+                        help="skip attribution: choose from this circuit.json's edge scores (same model; its method, "
+                             "steps and intervention apply) and measure faithfulness on --pairs")
     parser.add_argument("--refusal", action="append", help="a refusal opening (repeatable); its first token counts")
     parser.add_argument("--compliance", action="append", help="a compliance opening (repeatable)")
     parser.add_argument("--refusal-ids", help="comma-separated refusal-opening token ids (instead of --refusal)")
@@ -68,6 +72,24 @@ def _opening_ids(tokenizer: Any, texts: list[str] | None, ids: str | None, defau
     return sorted(found)
 
 
+def _saved_scores(args: argparse.Namespace) -> Any:
+    """The circuit whose scores --scores-from reuses; attribution settings given alongside it would be ignored."""
+    from cdelta.circuit.artifact import Circuit
+
+    given = [flag for flag, value in (("--method", args.method), ("--steps", args.steps),
+                                      ("--intervention", args.intervention)) if value is not None]
+    if given:
+        raise CdeltaError(f"{', '.join(given)} set how scores are attributed, and --scores-from reuses scores "
+                          "already attributed: drop one or the other")
+    return Circuit.load(args.scores_from)
+
+
+def _mlp_groups(args: argparse.Namespace, scores_from: Any) -> int:
+    if args.mlp_groups is not None:
+        return args.mlp_groups
+    return 1 if scores_from is None else scores_from.model.mlp_groups
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     import torch
 
@@ -96,16 +118,18 @@ def _run(args: argparse.Namespace) -> int:
         raise CdeltaError(f"--cost-exponent weighs the budget rule only; drop it or use --budget instead of the {rule} rule")
     cost_exponent = DEFAULT_COST_EXPONENT if args.cost_exponent is None else args.cost_exponent
     check_cost_exponent(cost_exponent)
+    scores_from = None if args.scores_from is None else _saved_scores(args)
     model, tokenizer = _load(args)
     circuit = localize(
         model, tokenizer, pairs,
         refusal_ids=_opening_ids(tokenizer, args.refusal, args.refusal_ids, DEFAULT_REFUSAL),
         compliance_ids=_opening_ids(tokenizer, args.compliance, args.compliance_ids, DEFAULT_COMPLIANCE),
-        method=args.method, steps=args.steps, intervention=args.intervention, rule=rule, size=size,
-        cost_exponent=cost_exponent, mlp_groups=args.mlp_groups, batch_size=args.batch_size, chat=not args.no_chat_template,
+        method=args.method or "EAP-IG-inputs", steps=5 if args.steps is None else args.steps,
+        intervention=args.intervention or "patching", rule=rule, size=size,
+        cost_exponent=cost_exponent, mlp_groups=_mlp_groups(args, scores_from), batch_size=args.batch_size, chat=not args.no_chat_template,
         model_name=str(args.model),
         curve_points=None if args.no_faithfulness else args.curve_points, progress=not args.quiet,
-        held_out=held_out,
+        held_out=held_out, scores_from=scores_from,
     )
     circuit.save(args.output / "circuit.json")
     plot_heatmap(circuit, args.output / "heatmap.png")

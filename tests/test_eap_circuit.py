@@ -308,6 +308,34 @@ def test_faithfulness_on_held_out_pairs_is_measured_there_and_recorded(tmp_path)
     assert Circuit.load(path) == on_new
 
 
+def test_localize_from_saved_scores_reselects_without_attribution(tmp_path, monkeypatch) -> None:
+    import cdelta.localize as localize_module
+    from cdelta.localize import localize
+
+    model, tok = tiny.model("llama"), tiny.tokenizer()
+    kwargs = dict(refusal_ids=tiny.REFUSAL, compliance_ids=tiny.COMPLIANCE, mlp_groups=4, curve_points=3, progress=False)
+    saved = localize(model, tok, PAIRS, steps=3, rule="budget", size=0.3, cost_exponent=0.0, **kwargs)
+    fresh = localize(model, tok, PAIRS, steps=3, rule="budget", size=0.2, cost_exponent=1.0, **kwargs)
+
+    def no_attribution(*args, **kw):
+        raise AssertionError("attribution ran although scores were given")
+
+    monkeypatch.setattr(localize_module, "attribute", no_attribution)
+    reused = localize(model, tok, PAIRS, rule="budget", size=0.2, cost_exponent=1.0, scores_from=saved, **kwargs)
+    assert reused.scores == saved.scores and reused.steps == 3 and reused.data == saved.data
+    assert reused.selection == fresh.selection and reused.param_slices == fresh.param_slices
+    assert reused.faithfulness == fresh.faithfulness and reused.faithfulness.held_out is None
+
+    others = [ContrastPair("w5 w6 w7", "w8 w9 w10")]
+    measured_elsewhere = localize(model, tok, others, rule="budget", size=0.2, scores_from=saved, **kwargs)
+    assert measured_elsewhere.data == saved.data and measured_elsewhere.faithfulness.held_out[1] == 1
+
+    with pytest.raises(CdeltaError, match="attributed on another model"):
+        localize(tiny.model("llama", seed=1), tok, PAIRS, scores_from=saved, **kwargs)
+    with pytest.raises(CdeltaError, match="for 4 MLP groups, not 1"):
+        localize(model, tok, PAIRS, scores_from=saved, **{**kwargs, "mlp_groups": 1})
+
+
 def test_localize_fingerprint_tracks_the_weights() -> None:
     from cdelta.localize import localize
 
@@ -363,6 +391,20 @@ def test_cli_writes_circuit_and_plots(tmp_path, capsys) -> None:
         code = main(["localize", "--model", str(folder), "--pairs", str(pairs), *bad, "--quiet", "-o", str(tmp_path / "bad")])
         assert code == 1 and message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+    # re-selection from saved scores: the file's steps and MLP groups, no attribution settings alongside
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--scores-from", str(out / "circuit.json"),
+                 "--budget", "0.2", "--cost-exponent", "1", "--refusal", "Sorry", "--compliance", "Sure",
+                 "--curve-points", "3", "--quiet", "-o", str(tmp_path / "again")])
+    assert code == 0, capsys.readouterr().err
+    again, before = Circuit.load(tmp_path / "again" / "circuit.json"), Circuit.load(out / "circuit.json")
+    assert before.method == "EAP" and before.model.mlp_groups == 4  # the run above
+    assert (again.scores, again.method, again.steps, again.model.mlp_groups, again.selection.setting) == (
+        before.scores, "EAP", before.steps, 4, 0.2)
+    code = main(["localize", "--model", str(folder), "--pairs", str(pairs), "--scores-from", str(out / "circuit.json"),
+                 "--steps", "3", "--quiet", "-o", str(tmp_path / "both")])
+    assert code == 1 and "--steps set how scores are attributed" in capsys.readouterr().err
+    assert not (tmp_path / "both").exists()
 
 
 def test_cli_impossible_budget_leaves_no_circuit(tmp_path, capsys) -> None:

@@ -34,13 +34,13 @@ from cdelta.circuit.faithfulness import circuit_metrics, normalised  # noqa: E40
 from cdelta.circuit.plots import save_figure  # noqa: E402
 from cdelta.circuit.rules import check_cost_exponent  # noqa: E402
 from cdelta.circuit.selection import within_budget  # noqa: E402
-from cdelta.eap.metrics import refusal_logit_diff  # noqa: E402
+from cdelta.eap.metrics import metric_name, refusal_logit_diff  # noqa: E402
 from cdelta.eap.pairs import batch_pairs, data_fingerprint, tokenize_pairs  # noqa: E402
 from cdelta.errors import CdeltaError  # noqa: E402
 from cdelta.fingerprint import fingerprint  # noqa: E402
 from cdelta.graph.adapters import adapter_for  # noqa: E402
 from cdelta.graph.params import ParamAccount  # noqa: E402
-from cdelta.localize import localize  # noqa: E402
+from cdelta.localize import localize, reused_scores  # noqa: E402
 from cdelta.policy import parse_policy  # noqa: E402
 from cdelta.provenance import library_versions  # noqa: E402
 from harness.edit_study import circuit_openings  # noqa: E402
@@ -52,17 +52,18 @@ from tasks.suite.generate import generate_suite  # noqa: E402
 SPLITS = ("dev", "test")
 
 
-def saved_scores(path: Path, model_fingerprint: str, mlp_groups: int, steps: int, pairs_fingerprint: str) -> Circuit | None:
-    """A circuit.json whose scores this run may reuse, or None when it is absent; an error when it does not match."""
+def saved_scores(path: Path, weights: str, mlp_groups: int, metric: str, steps: int, pairs: str) -> torch.Tensor | None:
+    """The score matrix of a saved circuit.json this run may reuse, or None when it is absent; an error when
+    it was attributed on another model, graph or metric, or with other settings or pairs."""
     if not path.exists():
         return None
     circuit = Circuit.load(path)
-    found = (circuit.model.fingerprint, circuit.model.mlp_groups, circuit.method, circuit.steps, circuit.data.fingerprint)
-    wanted = (model_fingerprint, mlp_groups, "EAP-IG-inputs", steps, pairs_fingerprint)
-    if found != wanted:
-        raise CdeltaError(f"{path} was attributed with (model, MLP groups, method, steps, pairs) = {found}, this run "
-                          f"asks for {wanted}: drop --circuits or point it at a matching run")
-    return circuit
+    scores = reused_scores(circuit, weights, mlp_groups, metric)
+    if (circuit.method, circuit.steps, circuit.data.fingerprint) != ("EAP-IG-inputs", steps, pairs):
+        raise CdeltaError(f"{path} was attributed with {circuit.method}, {circuit.steps} steps on pairs "
+                          f"{circuit.data.fingerprint[:19]}; this run asks for EAP-IG-inputs, {steps} steps on pairs "
+                          f"{pairs[:19]}: drop --circuits or point it at a matching run")
+    return scores
 
 
 def main() -> None:
@@ -95,6 +96,7 @@ def main() -> None:
     adapter = adapter_for(model, args.mlp_groups)
     graph, account = adapter.graph, ParamAccount(adapter)
     names = graph.source_names()
+    weights = fingerprint(model, [name for name, _ in model.named_parameters()], str(model_dir)).digest
     rows: list[dict] = []
     for category in categories:
         policy = parse_policy(f"refuse:{category}", list(CATEGORIES))
@@ -102,18 +104,17 @@ def main() -> None:
         metric = refusal_logit_diff(refusal_ids, compliance_ids)
         found_on = contrast_pairs(tokenizer, records, category, "refused", args.pairs, split="train", seed=args.seed)
         began = time.perf_counter()
-        circuit = None
+        scores = None
         if args.circuits is not None:
-            fingerprint = localize_fingerprint(model, model_dir)
-            circuit = saved_scores(args.circuits / category / "circuit.json", fingerprint, args.mlp_groups, args.steps,
-                                   data_fingerprint(tokenize_pairs(tokenizer, found_on)))
-        if circuit is None:
+            scores = saved_scores(args.circuits / category / "circuit.json", weights, args.mlp_groups, metric_name(metric),
+                                  args.steps, data_fingerprint(tokenize_pairs(tokenizer, found_on)))
+        if scores is None:
             circuit = localize(model, tokenizer, found_on, refusal_ids=refusal_ids, compliance_ids=compliance_ids,
                                steps=args.steps, rule="budget", size=args.budget, mlp_groups=args.mlp_groups,
                                curve_points=None, model_name=str(model_dir), progress=False)
             circuit.save(out / category / "circuit.json")
+            scores = circuit.score_matrix()
         attributed = time.perf_counter() - began
-        scores = circuit.score_matrix()
         chosen = {a: within_budget(graph, scores, account, args.budget, a) for a in exponents}
         masks = [graph.edge_mask(), torch.zeros_like(graph.edge_mask())] + [c.edges for c in chosen.values()]
         faith: dict[str, list[float]] = {}
@@ -146,11 +147,6 @@ def main() -> None:
                                   f"({r['heads']} h, {r['mlp_nodes']} m)" for r in own))
     console.print(table)
     console.print(f"wrote {out / 'cost_weighting.json'} and {out / 'cost_weighting.png'}")
-
-
-def localize_fingerprint(model: torch.nn.Module, model_dir: Path) -> str:
-    """The weights' fingerprint as `localize` records it, so that saved circuits can be matched."""
-    return fingerprint(model, [name for name, _ in model.named_parameters()], str(model_dir)).digest
 
 
 def plot(rows: list[dict], categories: list[str], path: Path) -> None:
