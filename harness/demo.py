@@ -24,6 +24,10 @@ from tasks.suite.generate import generate_suite, suite_fingerprint
 # `eval.limit` unset evaluates the whole split. (600 took the demo to 14 min 58 s on a quiet machine, too
 # close to its 15 minutes; with 500 the evaluation took 243 s instead of 297 s.)
 DEMO_EVAL_LIMIT = 500
+# MLPs split into 172 groups of 4 units: a 5% budget cannot hold a whole MLP of the organism (10.3% each),
+# so at G = 1 the circuit is heads only, with faithfulness about 0 (docs/eap-ig.md); groups let it take
+# the parts of MLP 0 that carry refusal.
+DEMO_STUDY = dict(mlp_groups=172)
 # The --small organism is too weak for the default budget and samples: smaller settings, same code path.
 SMALL_STUDY = dict(n_pairs=16, n_target=64, n_retain=128, ks=(1.0, 4.0), dev_per_category=10, dev_utility=10,
                    edit=EditConfig(lr=1e-3, steps=10, batch_size=8), budget=0.2)
@@ -70,7 +74,7 @@ def demo_engine(choice: str, small: bool) -> str:
 def demo_pipeline(model: Path, category: str, out: Path, small: bool, budget: float | None,
                   engine: str = "hf") -> Pipeline:
     cfg = registry.organism_config(model)
-    study = dict(SMALL_STUDY) if small else {}
+    study = dict(SMALL_STUDY) if small else dict(DEMO_STUDY)
     if budget is not None:
         study["budget"] = budget
     return Pipeline(

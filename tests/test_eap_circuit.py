@@ -9,6 +9,7 @@ import torch
 import eap_tiny as tiny
 from cdelta.circuit.artifact import Circuit
 from cdelta.circuit.faithfulness import area, circuit_metrics, curve_counts, faithfulness
+from cdelta.circuit.rules import DEFAULT_COST_EXPONENT
 from cdelta.circuit.selection import greedy, prune, select, top_edges, top_nodes, within_budget
 from cdelta.eap.attribute import attribute
 from cdelta.eap.metrics import refusal_logit_diff
@@ -236,7 +237,7 @@ def test_localize_with_mlp_groups_records_them_and_rebuilds_its_graph(tmp_path) 
     circuit.save(path)
     loaded = Circuit.load(path)
     assert loaded == circuit and json.loads(path.read_text())["schema_version"] == 3
-    assert loaded.selection.cost_exponent == 0.5
+    assert loaded.selection.cost_exponent == DEFAULT_COST_EXPONENT
     assert graph.edge_names(graph.edges_from_names(loaded.selection.edges)) == loaded.selection.edges
     grid, members = node_score_grid(loaded)
     assert grid.shape == members.shape == (2, 4 + 4)
