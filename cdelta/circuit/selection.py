@@ -103,8 +103,8 @@ def greedy(
     budget affords, with every free edge among its nodes.
 
     `cost_exponent` a > 0 ranks edges by |score| / (parameters of the source node)^a instead, so
-    that a budget is spent where it buys the most score: a head costs as much as 32 MLP units
-    of the organism, and a plain |score| ranking fills a 5% budget with heads (docs/eap-ig.md).
+    that a budget is spent where it buys the most score: on the organism a head costs as much as
+    21 to 43 MLP units, and a plain |score| ranking fills a 5% budget with heads (docs/eap-ig.md).
     """
     if budget is not None:
         if account is None or not 0 < budget <= 1:
