@@ -19,15 +19,18 @@ from harness.steer import SteerConfig
 from tasks.suite.categories import POLICY_CATEGORIES
 from tasks.suite.generate import generate_suite, suite_fingerprint
 
-# Samples per inspect task in the demo: every category of the test split gets about 71 prompts
-# (category_refusal), over_refusal is whole (400), utility about 83 per task. `cdelta run` with
-# `eval.limit` unset evaluates the whole split. (600 took the demo to 14 min 58 s on a quiet machine, too
-# close to its 15 minutes; with 500 the evaluation took 243 s instead of 297 s.)
-DEMO_EVAL_LIMIT = 500
+# Samples per inspect task in the demo: every category of the test split gets about 57 prompts
+# (category_refusal), over_refusal is whole (400), utility about 67 per task. `cdelta run` with
+# `eval.limit` unset evaluates the whole split. (600 took the demo to 14 min 58 s on a quiet machine when
+# it localized whole MLPs; 500 took the evaluation 238–243 s, and the demo to 15 min 37 s once it
+# localized MLP unit groups.)
+DEMO_EVAL_LIMIT = 400
 # MLPs split into 172 groups of 4 units: a 5% budget cannot hold a whole MLP of the organism (10.3% each),
 # so at G = 1 the circuit is heads only, with faithfulness about 0 (docs/eap-ig.md); groups let it take
-# the parts of MLP 0 that carry refusal.
-DEMO_STUDY = dict(mlp_groups=172)
+# the parts of MLP 0 that carry refusal. Localizing at G = 172 took the study from 314 s to 489 s and the
+# demo to 15 min 37 s, so the faithfulness curve has 5 points instead of 12 (each point is a patched
+# pass over the 64 pairs, about 9 s here) and the evaluation 400 samples a task instead of 500.
+DEMO_STUDY = dict(mlp_groups=172, curve_points=5)
 # The --small organism is too weak for the default budget and samples: smaller settings, same code path.
 SMALL_STUDY = dict(n_pairs=16, n_target=64, n_retain=128, ks=(1.0, 4.0), dev_per_category=10, dev_utility=10,
                    edit=EditConfig(lr=1e-3, steps=10, batch_size=8), budget=0.2)

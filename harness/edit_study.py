@@ -53,6 +53,7 @@ class StudyConfig:
     ig_steps: int = 5
     mlp_groups: int = 1
     cost_exponent: float = DEFAULT_COST_EXPONENT
+    curve_points: int = 12  # of the circuit's faithfulness curve; each point is one patched pass over the pairs
     # lr and batch size are the organism's, not the paper's (1e-5, 8): docs/deltatheta.md "On the organism"
     edit: EditConfig = field(default_factory=lambda: EditConfig(lr=1e-3, steps=50, batch_size=16))
     n_target: int = 256
@@ -86,14 +87,14 @@ def circuit_openings(tokenizer: Any, policy: Policy, seed: int) -> tuple[list[in
 
 
 def find_circuit(model: torch.nn.Module, tokenizer: Any, pairs: list[ContrastPair], policy: Policy, cfg: StudyConfig,
-                 curve_points: int | None = 12, model_name: str = "") -> Circuit:
-    """The study's circuit on `pairs`: EAP-IG against the policy's own openings, chosen within the budget
-    (`curve_points=None` skips the faithfulness curve)."""
+                 with_faithfulness: bool = True, model_name: str = "") -> Circuit:
+    """The study's circuit on `pairs`: EAP-IG against the policy's own openings, chosen within the budget,
+    and its faithfulness curve of `cfg.curve_points` points unless `with_faithfulness` is False."""
     refusal_ids, compliance_ids = circuit_openings(tokenizer, policy, cfg.seed)
     return localize(model, tokenizer, pairs, refusal_ids=refusal_ids, compliance_ids=compliance_ids, method=cfg.method,
                     steps=cfg.ig_steps, rule="budget", size=cfg.budget, cost_exponent=cfg.cost_exponent,
                     mlp_groups=cfg.mlp_groups,
-                    curve_points=curve_points, model_name=model_name, progress=False)
+                    curve_points=cfg.curve_points if with_faithfulness else None, model_name=model_name, progress=False)
 
 
 def study_examples(records: list[PromptRecord], policy: Policy, cfg: StudyConfig) -> tuple[ExampleSet, EditConfig]:

@@ -31,6 +31,7 @@ class LocalizeSection(_Section):
     mlp_groups: int = Field(1, ge=1, description="split each MLP into this many nodes (a budget can afford parts)")
     cost_exponent: float = Field(DEFAULT_COST_EXPONENT, ge=0, allow_inf_nan=False,
                                  description="rank edges by |score| / (source parameters)^a under the budget")
+    curve_points: int = Field(12, ge=2, description="points on the circuit's faithfulness curve")
 
 
 class EditSection(_Section):
@@ -91,6 +92,7 @@ class Experiment(_Section):
         study = StudyConfig(policy=self.policy, budget=self.localize.budget, n_pairs=self.localize.pairs,
                             method=self.localize.method, ig_steps=self.localize.ig_steps,
                             mlp_groups=self.localize.mlp_groups, cost_exponent=self.localize.cost_exponent,
+                            curve_points=self.localize.curve_points,
                             edit=EditConfig(lr=self.edit.lr, steps=self.edit.steps, batch_size=self.edit.batch_size,
                                              decision_weight=self.edit.decision_weight,
                                              mine_rounds=self.edit.mine_rounds, mine_size=self.edit.mine_size,

@@ -63,6 +63,7 @@ def test_full_graph_is_exactly_1_and_empty_exactly_0(family: str, mlp_groups: in
 
 def test_curve_counts_and_area() -> None:
     assert curve_counts(100, points=4) == [0, 1, 10, 100]
+    assert curve_counts(100, points=2) == [0, 100]  # the empty and the full graph
     assert area([0, 50, 100], [0.0, 0.5, 1.0]) == pytest.approx(0.5)
     assert area([0, 10, 100], [0.0, 1.0, 1.0]) == pytest.approx(0.95)
     with pytest.raises(CdeltaError):

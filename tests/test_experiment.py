@@ -53,13 +53,14 @@ def test_mined_retain_is_set_from_the_file(tmp_path: Path) -> None:
     assert (study.edit.mine_rounds, study.edit.mine_size, study.edit.mine_k, study.mine_pool) == (2, 128, 0.5, 2048)
 
 
-def test_cost_exponent_is_set_from_the_file(tmp_path: Path) -> None:
+def test_cost_exponent_and_curve_points_are_set_from_the_file(tmp_path: Path) -> None:
     path = tmp_path / "experiment.toml"
     records = generate_suite(0, SuiteCounts(train=10, train_per_utility_task=5, train_benign=10))
     path.write_text('model = "default"\n')
     assert read_experiment(path).pipeline(tmp_path, records, "fp").study.cost_exponent == DEFAULT_COST_EXPONENT
-    path.write_text('model = "default"\n[localize]\ncost_exponent = 0\n')
-    assert read_experiment(path).pipeline(tmp_path, records, "fp").study.cost_exponent == 0.0
+    path.write_text('model = "default"\n[localize]\ncost_exponent = 0\ncurve_points = 5\n')
+    study = read_experiment(path).pipeline(tmp_path, records, "fp").study
+    assert (study.cost_exponent, study.curve_points) == (0.0, 5)
 
 
 @pytest.mark.parametrize("text, named", [

@@ -100,6 +100,8 @@ def curve_counts(n_edges: int, points: int = 12) -> list[int]:
     """Edge counts from 0 to all edges, geometrically spaced so small circuits are well resolved."""
     if points < 2:
         raise CdeltaError(f"a faithfulness curve needs at least 2 points, got {points}")
+    if points == 2:
+        return sorted({0, n_edges})
     return sorted({0, *(round(n_edges ** (i / (points - 2))) for i in range(points - 1))})
 
 

@@ -62,7 +62,7 @@ def main() -> None:
         study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
         policy = parse_policy(study.policy, list(CATEGORIES))
         pairs = contrast_pairs(tokenizer, records, category, study.contrast, study.n_pairs, seed=study.seed)
-        circuit = find_circuit(model, tokenizer, pairs, policy, study, curve_points=None)
+        circuit = find_circuit(model, tokenizer, pairs, policy, study, with_faithfulness=False)
         slices = ablation_slices(circuit.param_slices, model_shapes(model), "circuit", study.seed)
         examples, mined = study_examples(records, policy, study)  # both edits start from the same draw
         rows[category] = {}
