@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from backends.registry import check_device
     from harness.organism import registry
     from harness.steer import SteerConfig, fit_steering, tables, write_artifacts
-    from tasks.suite.generate import generate_suite
 
     if args.output.exists() and not args.overwrite:
         raise CdeltaError(f"output {args.output} exists; pass --overwrite to replace it")
@@ -87,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
                       condition_reads=tuple(args.condition_reads or SteerConfig.condition_reads),
                       max_new_tokens=args.max_new_tokens, seed=args.seed)
     model = registry.resolve_model(args.model)
-    organism = registry.organism_config(model)
-    records = generate_suite(organism.suite_seed, organism.suite_counts)
+    records = registry.organism_suite(model)
     console = Console()
     check_device(args.device)
     fitted = fit_steering(HFEngine.from_path(model, device=args.device), str(model), records, cfg, console)

@@ -70,11 +70,9 @@ def _build(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from backends.generation import GenerationParams
     from harness.organism.evaluate import evaluate
-    from tasks.suite.generate import generate_suite
 
     model = registry.resolve_model(args.model)
-    cfg = registry.organism_config(model)
-    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    records = registry.organism_suite(model)
     result = evaluate(model, records, split=args.split, with_probe=not args.no_probe,
                       params=GenerationParams(max_new_tokens=args.max_new_tokens), show_progress=not args.no_progress)
     table = Table(title=f"organism eval: {model} ({args.split} split)")

@@ -8,6 +8,8 @@ from cdelta.errors import CdeltaError
 from cdelta.provenance import sha256_file
 from harness.organism.build import MANIFEST, WEIGHTS, read_manifest
 from harness.organism.config import DEFAULT, SMALL, V1, V2, V3, V4, OrganismConfig
+from tasks.suite.generate import generate_suite
+from tasks.suite.records import PromptRecord
 
 DEFAULT_DIR = Path(__file__).parent / "default"
 # The committed reference weights; `cdelta organism build` reproduces them on the same platform.
@@ -67,6 +69,13 @@ def organism_config(model: Path) -> OrganismConfig:
     return OrganismConfig.from_dict(read_manifest(model)["config"]) if is_complete(model) else DEFAULT
 
 
+def organism_suite(model: Path) -> list[PromptRecord]:
+    """The suite draw `model` was trained on (the default organism's for any other model): what every
+    measurement of it splits into train, dev and test."""
+    cfg = organism_config(model)
+    return generate_suite(cfg.suite_seed, cfg.suite_counts)
+
+
 def verify_default(folder: Path) -> tuple[bool, str, str]:
     """Compare a build's weights with the committed checksum: (same, built sha256, committed sha256)."""
     built = sha256_file(folder / WEIGHTS)
@@ -75,4 +84,4 @@ def verify_default(folder: Path) -> tuple[bool, str, str]:
 
 
 __all__ = ["cache_dir", "cached_path", "check_writable", "is_complete", "read_manifest", "resolve_model",
-           "organism_config", "verify_default", "DEFAULT_DIR"]
+           "organism_config", "organism_suite", "verify_default", "DEFAULT_DIR"]

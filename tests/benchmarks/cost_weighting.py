@@ -47,7 +47,6 @@ from harness.edit_study import circuit_openings  # noqa: E402
 from harness.organism import registry  # noqa: E402
 from harness.policy_data import contrast_pairs  # noqa: E402
 from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES  # noqa: E402
-from tasks.suite.generate import generate_suite  # noqa: E402
 
 SPLITS = ("dev", "test")
 
@@ -90,8 +89,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
     model_dir = registry.resolve_model("default")
-    cfg = registry.organism_config(model_dir)
-    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    records = registry.organism_suite(model_dir)
     model, tokenizer = load_model(model_dir)
     adapter = adapter_for(model, args.mlp_groups)
     graph, account = adapter.graph, ParamAccount(adapter)

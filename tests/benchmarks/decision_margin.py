@@ -25,7 +25,6 @@ from cdelta.atomic import atomic_write_text
 from harness.organism import registry
 from harness.policy_data import opening_ids
 from tasks.suite.categories import CATEGORIES
-from tasks.suite.generate import generate_suite
 from tasks.suite.refusals import ORGANISM_REFUSALS
 
 NEAR = -4.0
@@ -37,8 +36,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/decision-margin")
     args = parser.parse_args()
     model_dir = registry.resolve_model("default")
-    cfg = registry.organism_config(model_dir)
-    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    records = registry.organism_suite(model_dir)
     engine = HFEngine.from_path(model_dir)
     refusal_ids = opening_ids(engine.tokenizer, list(ORGANISM_REFUSALS))
     rows: dict[str, dict[str, dict[str, float]]] = {}

@@ -21,7 +21,6 @@ from cdelta.atomic import atomic_write_text
 from harness.edit_study import VARIANTS, StudyConfig, run_study
 from harness.organism import registry
 from tasks.suite.categories import POLICY_CATEGORIES
-from tasks.suite.generate import generate_suite
 
 
 def main() -> None:
@@ -39,8 +38,7 @@ def main() -> None:
         parser.error(f"unknown variants {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
     console = Console()
     model = registry.resolve_model("default")
-    cfg = registry.organism_config(model)
-    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    records = registry.organism_suite(model)
     rows = {}
     for category in args.categories.split(","):
         study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast,

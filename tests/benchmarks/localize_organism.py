@@ -33,7 +33,6 @@ from harness.edit_study import circuit_openings
 from harness.organism import registry
 from harness.policy_data import contrast_pairs
 from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
-from tasks.suite.generate import generate_suite
 
 
 def main() -> None:
@@ -53,8 +52,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
     model_dir = registry.resolve_model("default")
-    cfg = registry.organism_config(model_dir)
-    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    records = registry.organism_suite(model_dir)
     model, tokenizer = load_model(model_dir)
     rows, circuits = [], {}
     for category in args.categories.split(","):

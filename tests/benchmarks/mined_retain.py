@@ -33,7 +33,6 @@ from harness.edit_study import StudyConfig, find_circuit, study_examples
 from harness.organism import registry
 from harness.policy_data import contrast_pairs
 from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
-from tasks.suite.generate import generate_suite
 
 
 def main() -> None:
@@ -48,8 +47,7 @@ def main() -> None:
     ks = [float(k) for k in args.ks.split(",")]
     console = Console()
     model_dir = registry.resolve_model("default")
-    cfg = registry.organism_config(model_dir)
-    records = generate_suite(cfg.suite_seed, cfg.suite_counts)
+    records = registry.organism_suite(model_dir)
     engine = HFEngine.from_path(model_dir)
     model, tokenizer = engine.model, engine.tokenizer
     test = [r for r in records if r.split == "test" and r.category != "utility"]

@@ -29,7 +29,6 @@ from cdelta.steering import load_artifact  # noqa: E402
 from harness.behaviour import measure  # noqa: E402
 from harness.organism import registry  # noqa: E402
 from harness.steer import SteerConfig, fit_steering, tables, write_artifacts  # noqa: E402
-from tasks.suite.generate import generate_suite  # noqa: E402
 
 TARGET_CAST_REFUSAL = 0.90
 MAX_NON_TARGET_CHANGE = 0.03
@@ -56,8 +55,7 @@ def main() -> None:
     torch.set_num_threads(1)
     console = Console()
     model = registry.resolve_model("default")
-    organism = registry.organism_config(model)
-    records = generate_suite(organism.suite_seed, organism.suite_counts)
+    records = registry.organism_suite(model)
     cfg = SteerConfig(category=args.category)
     began = time.perf_counter()
     engine = HFEngine.from_path(model)
