@@ -27,6 +27,7 @@ from cdelta.circuit.plots import plot_faithfulness, plot_heatmap
 from cdelta.eap.pairs import ContrastPair
 from cdelta.edit import ablation_slices, edit_patch
 from cdelta.edit_config import EditConfig
+from cdelta.errors import CdeltaError
 from cdelta.examples import ExampleSet
 from cdelta.localize import localize
 from cdelta.patch import CircuitRef, Patch, save_patch, with_k
@@ -70,9 +71,26 @@ class StudyConfig:
     dev_utility: int = 200
     max_new_tokens: int = 24
     seed: int = 0
+    # One random draw decides nothing: sexual content's random slices refused 98% of the target in one
+    # draw and 18% in the next (docs/deltatheta.md). Draw d (from 0) uses slice seed `seed + d`.
+    random_draws: int = 1
+
+    def __post_init__(self) -> None:
+        if self.random_draws < 1:
+            raise CdeltaError(f"random_draws must be at least 1 (got {self.random_draws})")
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "edit": self.edit.to_dict()}
+
+
+def edit_variants(variants: tuple[str, ...], random_draws: int, seed: int) -> list[tuple[str, str, int]]:
+    """(name, ablation, slice seed) of every edit the study makes: the random ablation `random_draws`
+    times, named random, random-2, random-3 … so that the first keeps the name the pipeline reads."""
+    out = []
+    for variant in variants:
+        draws = random_draws if variant == "random" else 1
+        out += [(variant if d == 0 else f"{variant}-{d + 1}", variant, seed + d) for d in range(draws)]
+    return out
 
 
 def circuit_openings(tokenizer: Any, policy: Policy, seed: int) -> tuple[list[int], list[int]]:
@@ -143,10 +161,12 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
     shapes = model_shapes(model)
     total = sum(p.numel() for p in model.parameters())
     patches: dict[str, Patch] = {}
-    for variant in variants:
-        slices = ablation_slices(circuit.param_slices, shapes, variant, cfg.seed)
-        patches[variant] = stage(f"edit: ΔθC on {variant} slices", lambda: edit_patch(
-            model, tokenizer, slices, policy, examples, edit_config, k=1.0, ablation=variant,
+    slice_seeds: dict[str, int] = {}
+    for name, ablation, slice_seed in edit_variants(variants, cfg.random_draws, cfg.seed):
+        slices = ablation_slices(circuit.param_slices, shapes, ablation, slice_seed)
+        slice_seeds[name] = slice_seed
+        patches[name] = stage(f"edit: ΔθC on {name} slices", lambda: edit_patch(
+            model, tokenizer, slices, policy, examples, edit_config, k=1.0, ablation=ablation,
             model_name=str(model_dir), circuit=CircuitRef.of(circuit_path)))
 
     # 3. k on the dev split, per variant
@@ -194,7 +214,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         "circuit": {"path": "circuit.json", "nodes": circuit.nodes, "param_fraction": circuit.param_fraction,
                     "faithfulness": None if circuit.faithfulness is None else circuit.faithfulness.circuit},
         "variants": {v: {"k": chosen[v].meta.k, "params_changed": chosen[v].numel(),
-                         "params_fraction": chosen[v].numel() / total}
+                         "params_fraction": chosen[v].numel() / total, "slice_seed": slice_seeds[v]}
                      | ({"selectivity": sel[v].to_dict()} if v in sel else {}) for v in chosen},
         "behaviour": {name: b.to_dict() for name, b in behaviours.items()},
         "k_sweeps": sweeps,

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cdelta.apply import patched
+from cdelta.errors import CdeltaError
 from cdelta.patch import load_patch
 from harness.cli import main
 from inspect_ai.log import read_eval_log
@@ -70,6 +71,36 @@ def test_a_study_on_its_own_measures_the_test_split(small_organism: Path, tmp_pa
     assert set(base) == {r.category for r in records if r.split == "test"}
     for category, r in base.items():
         assert f"| {category} | {100 * r['value']:.1f} [" in report
+
+
+def test_random_draws_are_separate_slices_of_the_circuits_size(small_organism: Path, tmp_path: Path):
+    """Each random draw is its own seeded set of slices, the same size as the circuit, and says its seed."""
+    from rich.console import Console
+
+    from harness.demo import SMALL_STUDY
+    from harness.edit_study import StudyConfig, run_study
+    from harness.organism.config import SMALL
+    from tasks.suite.generate import generate_suite
+
+    records = generate_suite(SMALL.suite_seed, SMALL.suite_counts)
+    cfg = StudyConfig(**{**SMALL_STUDY, "seed": 3, "random_draws": 3, "curve_points": 2})
+    study = run_study(small_organism, records, cfg, tmp_path, Console(quiet=True), variants=("circuit", "random"),
+                      write_edited_checkpoint=False, measure_test=False)
+    names = ["random", "random-2", "random-3"]
+    assert list(study["variants"]) == ["circuit", *names]
+    assert [study["variants"][n]["slice_seed"] for n in names] == [3, 4, 5]
+    touched = [frozenset(load_patch(tmp_path / f"patch_{n}.safetensors").deltas) for n in names]
+    assert len(set(touched)) == 3
+    for n in names:
+        assert study["variants"][n]["params_changed"] == study["variants"]["circuit"]["params_changed"]
+        assert n in study["k_sweeps"]
+
+
+def test_a_study_needs_one_random_draw_at_least():
+    from harness.edit_study import StudyConfig
+
+    with pytest.raises(CdeltaError, match="random_draws must be at least 1"):
+        StudyConfig(random_draws=0)
 
 
 def test_report_numbers_are_the_logs_counts(demo_run: Path):

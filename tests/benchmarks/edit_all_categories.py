@@ -1,11 +1,12 @@
 """Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
     python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b] [--mlp-groups G]
-        [--mine-rounds R] [--variants circuit,random,dense]
+        [--mine-rounds R] [--variants circuit,random,dense] [--random-draws N] [--curve-points P]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
-ablations, k chosen on dev, all measured on the test split. Prints one table and writes
-edit_all_categories.json. Not collected by pytest.
+ablations (the random one drawn N times), k chosen on dev, all measured on the test split. Prints
+one table, and with N > 1 a second one that sets the circuit's score against the N random draws;
+writes edit_all_categories.json after each category. Not collected by pytest.
 """
 from __future__ import annotations
 
@@ -29,9 +30,14 @@ def main() -> None:
     parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES))
     parser.add_argument("--budget", type=float, default=0.05)
     parser.add_argument("--mlp-groups", type=int, default=1, help="MLP groups of the circuit's graph")
+    parser.add_argument("--cost-exponent", type=float, default=StudyConfig.cost_exponent,
+                        help="the budget rule's cost weighting (0: rank edges by |score| alone)")
     parser.add_argument("--contrast", default="refused", choices=("refused", "benign"))
     parser.add_argument("--variants", default=",".join(VARIANTS), help="the circuit and the ablations to run")
     parser.add_argument("--mine-rounds", type=int, default=0, help="rounds of mined retain examples (EditConfig)")
+    parser.add_argument("--random-draws", type=int, default=1, help="random-slice ablations, each its own seed")
+    parser.add_argument("--curve-points", type=int, default=StudyConfig.curve_points,
+                        help="points of each circuit's faithfulness curve")
     args = parser.parse_args()
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
@@ -42,13 +48,16 @@ def main() -> None:
     rows = {}
     for category in args.categories.split(","):
         study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast,
-                            mlp_groups=args.mlp_groups)
+                            mlp_groups=args.mlp_groups, cost_exponent=args.cost_exponent,
+                            random_draws=args.random_draws, curve_points=args.curve_points)
         study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
         summary = run_study(model, records, study, Path(args.out) / category, console,
                             variants=tuple(args.variants.split(",")), write_edited_checkpoint=False)
         rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
                           "faithfulness": summary["circuit"]["faithfulness"],
                           "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(args.out) / "edit_all_categories.json", json.dumps(rows, indent=1) + "\n")
     table = Table(title=f"C-Δθ on the committed organism, test split (budget {args.budget:.0%}, {args.contrast} contrast, "
                           f"{args.mlp_groups} MLP groups, {args.mine_rounds} mining rounds)")
     for col in ("category", "variant", "k", "params %", "target refusal", "off-target |Δ|", "always-refused min",
@@ -62,8 +71,24 @@ def main() -> None:
                           f"{100 * s['always_refused_min']:.1f}", f"{100 * s['benign_refusal']:.1f}",
                           f"{s['utility_retention']:.3f}", f"{s['score']:.3f}")
     console.print(table)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out) / "edit_all_categories.json", json.dumps(rows, indent=1) + "\n")
+    if args.random_draws > 1:
+        console.print(against_random(rows))
+
+
+def against_random(rows: dict[str, dict]) -> Table:
+    """The circuit's test score against every random draw's: how many draws it beats, and by how much."""
+    table = Table(title="circuit against random slices of equal size (test score)")
+    for col in ("category", "circuit", "random draws", "random mean", "circuit − mean", "draws beaten"):
+        table.add_column(col)
+    for category, row in rows.items():
+        scores = {v: d["selectivity"]["score"] for v, d in row["variants"].items()}
+        drawn = [s for v, s in scores.items() if v == "random" or v.startswith("random-")]
+        if "circuit" not in scores or not drawn:
+            continue
+        mean = sum(drawn) / len(drawn)
+        table.add_row(category, f"{scores['circuit']:.3f}", " ".join(f"{s:.3f}" for s in drawn), f"{mean:.3f}",
+                      f"{scores['circuit'] - mean:+.3f}", f"{sum(scores['circuit'] > s for s in drawn)} of {len(drawn)}")
+    return table
 
 
 if __name__ == "__main__":
