@@ -1,6 +1,6 @@
 """Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
-    python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,b] [--mlp-groups G]
+    python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,release:b] [--mlp-groups G]
         [--mine-rounds R] [--variants circuit,random,dense] [--random-draws N] [--curve-points P]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
@@ -27,7 +27,8 @@ from tasks.suite.categories import POLICY_CATEGORIES
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="runs/edit-all")
-    parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES))
+    parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES),
+                        help="categories to refuse, or whole policies such as release:borderline")
     parser.add_argument("--budget", type=float, default=0.05)
     parser.add_argument("--mlp-groups", type=int, default=1, help="MLP groups of the circuit's graph")
     parser.add_argument("--cost-exponent", type=float, default=StudyConfig.cost_exponent,
@@ -47,11 +48,13 @@ def main() -> None:
     records = registry.organism_suite(model)
     rows = {}
     for category in args.categories.split(","):
-        study = StudyConfig(policy=f"refuse:{category}", budget=args.budget, contrast=args.contrast,
+        # a bare category is refused; a whole policy ("release:borderline") is taken as written
+        policy = category if ":" in category else f"refuse:{category}"
+        study = StudyConfig(policy=policy, budget=args.budget, contrast=args.contrast,
                             mlp_groups=args.mlp_groups, cost_exponent=args.cost_exponent,
                             random_draws=args.random_draws, curve_points=args.curve_points)
         study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
-        summary = run_study(model, records, study, Path(args.out) / category, console,
+        summary = run_study(model, records, study, Path(args.out) / category.replace(":", "-"), console,
                             variants=tuple(args.variants.split(",")), write_edited_checkpoint=False)
         rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
                           "faithfulness": summary["circuit"]["faithfulness"],
