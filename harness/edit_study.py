@@ -71,8 +71,8 @@ class StudyConfig:
     dev_utility: int = 200
     max_new_tokens: int = 24
     seed: int = 0
-    # One random draw decides nothing: sexual content's random slices refused 98% of the target in one
-    # draw and 18% in the next (docs/deltatheta.md). Draw d (from 0) uses slice seed `seed + d`.
+    # One random draw decides nothing: four draws of the same size scored 0.07 to 0.79 on sexual content
+    # (docs/deltatheta.md). Draw d (from 0) uses slice seed `seed + d`.
     random_draws: int = 1
 
     def __post_init__(self) -> None:
