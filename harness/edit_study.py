@@ -161,10 +161,10 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
     shapes = model_shapes(model)
     total = sum(p.numel() for p in model.parameters())
     patches: dict[str, Patch] = {}
-    slice_seeds: dict[str, int] = {}
-    for name, ablation, slice_seed in edit_variants(variants, cfg.random_draws, cfg.seed):
+    drawn = {name: (ablation, slice_seed) for name, ablation, slice_seed in
+             edit_variants(variants, cfg.random_draws, cfg.seed)}
+    for name, (ablation, slice_seed) in drawn.items():
         slices = ablation_slices(circuit.param_slices, shapes, ablation, slice_seed)
-        slice_seeds[name] = slice_seed
         patches[name] = stage(f"edit: ΔθC on {name} slices", lambda: edit_patch(
             model, tokenizer, slices, policy, examples, edit_config, k=1.0, ablation=ablation,
             model_name=str(model_dir), circuit=CircuitRef.of(circuit_path)))
@@ -214,7 +214,8 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
         "circuit": {"path": "circuit.json", "nodes": circuit.nodes, "param_fraction": circuit.param_fraction,
                     "faithfulness": None if circuit.faithfulness is None else circuit.faithfulness.circuit},
         "variants": {v: {"k": chosen[v].meta.k, "params_changed": chosen[v].numel(),
-                         "params_fraction": chosen[v].numel() / total, "slice_seed": slice_seeds[v]}
+                         "params_fraction": chosen[v].numel() / total,
+                         "ablation": drawn[v][0], "slice_seed": drawn[v][1]}
                      | ({"selectivity": sel[v].to_dict()} if v in sel else {}) for v in chosen},
         "behaviour": {name: b.to_dict() for name, b in behaviours.items()},
         "k_sweeps": sweeps,

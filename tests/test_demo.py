@@ -90,6 +90,7 @@ def test_random_draws_are_separate_slices_of_the_circuits_size(small_organism: P
     names = ["random", "random-2", "random-3"]
     assert list(study["variants"]) == ["circuit", *names]
     assert [study["variants"][n]["slice_seed"] for n in names] == [3, 4, 5]
+    assert [study["variants"][n]["ablation"] for n in ["circuit", *names]] == ["circuit"] + ["random"] * 3
     touched = [frozenset(load_patch(tmp_path / f"patch_{n}.safetensors").deltas) for n in names]
     assert len(set(touched)) == 3
     for n in names:

@@ -59,7 +59,6 @@ def main() -> None:
         rows[category] = {"circuit_param_fraction": summary["circuit"]["param_fraction"],
                           "faithfulness": summary["circuit"]["faithfulness"],
                           "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
-        Path(args.out).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(args.out) / "edit_all_categories.json", json.dumps(rows, indent=1) + "\n")
     table = Table(title=f"C-Δθ on the committed organism, test split (budget {args.budget:.0%}, {args.contrast} contrast, "
                           f"{args.mlp_groups} MLP groups, {args.mine_rounds} mining rounds)")
@@ -84,13 +83,13 @@ def against_random(rows: dict[str, dict]) -> Table:
     for col in ("category", "circuit", "random draws", "random mean", "circuit − mean", "draws beaten"):
         table.add_column(col)
     for category, row in rows.items():
-        scores = {v: d["selectivity"]["score"] for v, d in row["variants"].items()}
-        drawn = [s for v, s in scores.items() if v == "random" or v.startswith("random-")]
-        if "circuit" not in scores or not drawn:
+        variants = row["variants"]
+        drawn = [d["selectivity"]["score"] for d in variants.values() if d["ablation"] == "random"]
+        if "circuit" not in variants or not drawn:
             continue
-        mean = sum(drawn) / len(drawn)
-        table.add_row(category, f"{scores['circuit']:.3f}", " ".join(f"{s:.3f}" for s in drawn), f"{mean:.3f}",
-                      f"{scores['circuit'] - mean:+.3f}", f"{sum(scores['circuit'] > s for s in drawn)} of {len(drawn)}")
+        circuit, mean = variants["circuit"]["selectivity"]["score"], sum(drawn) / len(drawn)
+        table.add_row(category, f"{circuit:.3f}", " ".join(f"{s:.3f}" for s in drawn), f"{mean:.3f}",
+                      f"{circuit - mean:+.3f}", f"{sum(circuit > s for s in drawn)} of {len(drawn)}")
     return table
 
 
