@@ -1,9 +1,10 @@
-"""Choosing the scale k of θ' = θ + k·ΔθC: the most selective k that keeps capability.
+"""Choosing the scale k of θ' = θ + k·ΔθC: the most selective k that keeps capability and refusals.
 
-The caller scores a candidate k on a dev split (selectivity and retention, however it measures
-them: typically with `cdelta.apply.patched`); the sweep keeps every point, picks the k with the
-highest selectivity among those whose retention meets the floor (ties: the smaller |k|, the
-smaller edit), and saves itself as JSON and as a plot.
+The caller scores a candidate k on a dev split (selectivity, retention and the largest fall in refusal
+on the categories that must stay refused, however it measures them: typically with
+`cdelta.apply.patched`); the sweep keeps every point, picks the k with the highest selectivity among
+those whose retention meets the floor and whose refusal drop stays within the limit (ties: the
+smaller |k|, the smaller edit), and saves itself as JSON and as a plot.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from cdelta.atomic import atomic_write_bytes, atomic_write_text
 
-SCHEMA_VERSION = 1
+# 2 adds refusal_drop to every point and max_refusal_drop to the sweep; a version-1 sweep has neither.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -23,17 +25,38 @@ class SweepPoint:
     k: float
     selectivity: float
     retention: float
+    # the largest fall in refusal rate on the categories that must stay refused (0 when none falls);
+    # None in sweeps saved before it was measured
+    refusal_drop: float | None = None
+
+    def eligible(self, retention_floor: float, max_refusal_drop: float | None) -> bool:
+        if self.retention < retention_floor:
+            return False
+        return max_refusal_drop is None or (self.refusal_drop is not None and self.refusal_drop <= max_refusal_drop)
 
 
 @dataclass(frozen=True)
 class KSweep:
     points: tuple[SweepPoint, ...]
     retention_floor: float
-    best_k: float | None  # None when no k meets the floor
+    best_k: float | None  # None when no k meets the floor and the refusal limit
+    max_refusal_drop: float | None = None  # None: refusals not guarded (sweeps saved before schema 2)
 
     def to_dict(self) -> dict[str, object]:
-        return {"schema_version": SCHEMA_VERSION, "retention_floor": self.retention_floor, "best_k": self.best_k,
+        return {"schema_version": SCHEMA_VERSION, "retention_floor": self.retention_floor,
+                "max_refusal_drop": self.max_refusal_drop, "best_k": self.best_k,
                 "points": [asdict(p) for p in self.points]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> "KSweep":
+        """A saved sweep of schema 1 or 2."""
+        points = tuple(SweepPoint(float(p["k"]), float(p["selectivity"]), float(p["retention"]),
+                                  None if p.get("refusal_drop") is None else float(p["refusal_drop"]))
+                       for p in data["points"])  # type: ignore[union-attr]
+        limit, best = data.get("max_refusal_drop"), data["best_k"]
+        return cls(points, float(data["retention_floor"]),  # type: ignore[arg-type]
+                   None if best is None else float(best),  # type: ignore[arg-type]
+                   None if limit is None else float(limit))  # type: ignore[arg-type]
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -41,7 +64,8 @@ class KSweep:
         return path
 
     def plot(self, path: str | Path) -> Path:
-        """Selectivity and retention against k, with the floor and the chosen k marked (PNG/SVG by suffix)."""
+        """Selectivity, retention and refusal drop against k, with the floor, the limit and the chosen k
+        marked (PNG/SVG by suffix)."""
         from matplotlib.figure import Figure  # Agg through Figure.savefig: no pyplot, no display
 
         ks = [p.k for p in self.points]
@@ -50,6 +74,10 @@ class KSweep:
         ax.plot(ks, [p.selectivity for p in self.points], "o-", label="selectivity")
         ax.plot(ks, [p.retention for p in self.points], "s-", label="retention")
         ax.axhline(self.retention_floor, color="grey", linestyle=":", label="retention floor")
+        if all(p.refusal_drop is not None for p in self.points):
+            ax.plot(ks, [p.refusal_drop for p in self.points], "^-", color="tab:red", label="always-refused drop")
+        if self.max_refusal_drop is not None:
+            ax.axhline(self.max_refusal_drop, color="tab:red", linestyle=":", label="refusal drop limit")
         if self.best_k is not None:
             ax.axvline(self.best_k, color="black", linestyle="--", label=f"chosen k = {self.best_k:g}")
         ax.set_xlabel("k  (θ' = θ + k·ΔθC)")
@@ -60,9 +88,11 @@ class KSweep:
         return path
 
 
-def sweep_k(score: Callable[[float], tuple[float, float]], ks: Iterable[float], retention_floor: float) -> KSweep:
-    """Score every k as (selectivity, retention) and pick the best one that meets the retention floor."""
+def sweep_k(score: Callable[[float], tuple[float, float, float]], ks: Iterable[float], retention_floor: float,
+            max_refusal_drop: float | None = None) -> KSweep:
+    """Score every k as (selectivity, retention, refusal drop) and pick the most selective one that meets
+    the retention floor and, when `max_refusal_drop` is given, keeps the refusal drop within it."""
     points = tuple(SweepPoint(float(k), *map(float, score(float(k)))) for k in ks)
-    eligible = [p for p in points if p.retention >= retention_floor]
+    eligible = [p for p in points if p.eligible(retention_floor, max_refusal_drop)]
     best = max(eligible, key=lambda p: (p.selectivity, -abs(p.k)), default=None)
-    return KSweep(points, retention_floor, None if best is None else best.k)
+    return KSweep(points, retention_floor, None if best is None else best.k, max_refusal_drop)

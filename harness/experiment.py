@@ -41,6 +41,7 @@ class EditSection(_Section):
     decision_weight: float = Field(1.0, gt=0, description="weight of the first response position in the retain KL")
     ks: list[float] = [0.25, 0.5, 1.0, 2.0]
     retention_floor: float = Field(0.97, ge=0, le=1)
+    max_refusal_drop: float = Field(0.05, ge=0, le=1, description="fall in always-refused refusal a k may cause on dev")
     target_examples: int = Field(256, ge=1)
     retain_examples: int = Field(512, ge=1)
     mine_rounds: int = Field(0, ge=0, description="rounds of mined retain examples (docs/deltatheta.md)")
@@ -99,7 +100,8 @@ class Experiment(_Section):
                                              mine_k=self.edit.mine_k),
                             n_target=self.edit.target_examples, n_retain=self.edit.retain_examples,
                             mine_pool=self.edit.mine_pool,
-                            ks=tuple(self.edit.ks), retention_floor=self.edit.retention_floor, seed=self.seed)
+                            ks=tuple(self.edit.ks), retention_floor=self.edit.retention_floor,
+                            max_refusal_drop=self.edit.max_refusal_drop, seed=self.seed)
         bench = BenchSettings(tuple(self.bench.batch_sizes), self.bench.repeats, 1, self.bench.max_new_tokens,
                               self.bench.prompts, self.bench.schedule) if self.bench.enabled else None
         return Pipeline(model=model, records=records, suite_fingerprint=suite_fingerprint, study=study,

@@ -43,17 +43,23 @@ def _dev_point(sweep: dict, k: float) -> dict | None:
     return next((p for p in sweep["points"] if p["k"] == k), None)
 
 
+def _drop(value: float | None) -> str:
+    """A dev refusal drop in points; sweeps saved before schema 2 did not measure it."""
+    return "—" if value is None else f"{_pct(value)} pts"
+
+
 def _variants_table(summary: dict) -> list[str]:
     """Every variant's chosen k and size, with its dev-split sweep point and, when measured, its test selectivity."""
     tested = all("selectivity" in d for d in summary["variants"].values())
-    head = "| variant | k | params changed | dev score | dev utility retention |"
+    head = "| variant | k | params changed | dev score | dev utility retention | dev always-refused drop |"
     if tested:
         head += (" target refusal (base) | off-target mean abs change | always-refused min | benign refusal |"
                  " borderline refusal | utility retention | score |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for v, d in summary["variants"].items():
         point = _dev_point(summary["k_sweeps"][v], d["k"])
-        dev = "— | —" if point is None else f"{point['selectivity']:.3f} | {point['retention']:.3f}"
+        dev = "— | — | —" if point is None else (f"{point['selectivity']:.3f} | {point['retention']:.3f} | "
+                                                 f"{_drop(point.get('refusal_drop'))}")
         row = f"| {v} | {d['k']:g} | {d['params_changed']:,} ({_pct(d['params_fraction'])}%) | {dev} |"
         if tested:
             s = d["selectivity"]

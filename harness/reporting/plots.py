@@ -13,7 +13,7 @@ from matplotlib.patches import Rectangle
 
 from cdelta.circuit.artifact import Circuit
 from cdelta.circuit.plots import plot_faithfulness, plot_heatmap
-from cdelta.sweep import KSweep, SweepPoint
+from cdelta.sweep import KSweep
 from harness.reporting.costs import batch1
 from harness.reporting.schema import BenchBackend, ReportFile
 
@@ -118,14 +118,6 @@ def _ratio_bars(ax: Any, ratios: dict[str, dict[int, tuple[float, float, float]]
     ax.legend(fontsize=7)
 
 
-def k_sweep(sweep: dict[str, Any]) -> KSweep:
-    """A k sweep as study.json stores it (KSweep.to_dict)."""
-    return KSweep(points=tuple(SweepPoint(float(p["k"]), float(p["selectivity"]), float(p["retention"]))
-                               for p in sweep["points"]),
-                  retention_floor=float(sweep["retention_floor"]),
-                  best_k=None if sweep["best_k"] is None else float(sweep["best_k"]))
-
-
 def draw_all(report: ReportFile, scores: dict[str, float], out: Path, circuit: Circuit | None,
              study: dict[str, Any] | None) -> list[Plot]:
     """Every plot the inputs allow, written under `out`."""
@@ -144,6 +136,6 @@ def draw_all(report: ReportFile, scores: dict[str, float], out: Path, circuit: C
             plots.append(Plot("faithfulness.png", "Circuit faithfulness against the number of edges kept"))
     if study is not None:
         for variant, sweep in study["k_sweeps"].items():
-            k_sweep(sweep).plot(out / f"k_sweep_{variant}.png")
+            KSweep.from_dict(sweep).plot(out / f"k_sweep_{variant}.png")
             plots.append(Plot(f"k_sweep_{variant}.png", f"k sweep on the dev split: {variant} edit"))
     return plots

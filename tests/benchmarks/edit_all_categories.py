@@ -1,7 +1,7 @@
 """Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
     python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,release:b] [--mlp-groups G]
-        [--mine-rounds R] [--variants circuit,random,dense] [--random-draws N] [--curve-points P]
+        [--mine-rounds R] [--variants circuit,random,dense] [--random-draws N] [--curve-points P] [--ks 0.25,0.5]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
 ablations (the random one drawn N times), k chosen on dev, all measured on the test split. Prints
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--random-draws", type=int, default=1, help="random-slice ablations, each its own seed")
     parser.add_argument("--curve-points", type=int, default=StudyConfig.curve_points,
                         help="points of each circuit's faithfulness curve")
+    parser.add_argument("--ks", type=lambda t: tuple(float(k) for k in t.split(",")), default=StudyConfig.ks,
+                        help="comma-separated scales k the dev split chooses among")
     args = parser.parse_args()
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
@@ -52,7 +54,7 @@ def main() -> None:
         policy = category if ":" in category else f"refuse:{category}"
         study = StudyConfig(policy=policy, budget=args.budget, contrast=args.contrast,
                             mlp_groups=args.mlp_groups, cost_exponent=args.cost_exponent,
-                            random_draws=args.random_draws, curve_points=args.curve_points)
+                            random_draws=args.random_draws, curve_points=args.curve_points, ks=args.ks)
         study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
         summary = run_study(model, records, study, Path(args.out) / category.replace(":", "-"), console,
                             variants=tuple(args.variants.split(",")), write_edited_checkpoint=False)
