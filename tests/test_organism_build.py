@@ -117,3 +117,28 @@ def test_user_prompts_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     manifest = read_manifest(out)
     assert 20 < manifest["train_examples"] < 60
     assert manifest["data_fingerprint"] == sha256_file(path)
+
+
+def test_decision_weight_counts_the_first_response_token_w_times():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from harness.organism.train import IGNORE, response_loss
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    ids = torch.randint(0, 32, (2, 7))
+    labels = ids.clone()
+    labels[0, :3] = IGNORE  # row 0 answers from position 3, row 1 from position 5
+    labels[1, :5] = IGNORE
+    mask = torch.ones_like(ids)
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="none")
+    answered = labels[:, 1:] != IGNORE
+    first = torch.zeros_like(answered)
+    first[0, 2] = first[1, 4] = True  # the positions that predict each row's first response token
+    weights = answered.float() + 3.0 * first.float()
+    expected = (per_token * weights).sum() / weights.sum()
+    assert response_loss(model, ids, labels, mask, decision_weight=4.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert response_loss(model, ids, labels, mask).item() == pytest.approx(per_token[answered].mean().item(), rel=1e-5)

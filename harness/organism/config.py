@@ -29,6 +29,8 @@ class OrganismConfig:
     dropout_share: float = 0.0
     carriers_per_category: int = 0
     swaps_per_category: int = 0
+    # how many times the first response token (refuse or answer) counts in the loss; 1 = a plain mean
+    decision_weight: float = 1.0
     vocab_size: int = 3072
     hidden_size: int = 256
     intermediate_size: int = 688

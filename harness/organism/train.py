@@ -83,12 +83,20 @@ def length_batches(data: Encoded, batch_size: int, steps: int, generator: torch.
 
 
 def response_loss(model: LlamaForCausalLM, ids: torch.Tensor, labels: torch.Tensor,
-                  mask: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the response tokens, with the LM head run only where a response token is predicted."""
+                  mask: torch.Tensor, decision_weight: float = 1.0) -> torch.Tensor:
+    """Cross-entropy of the response tokens, with the LM head run only where a response token is predicted.
+
+    With `decision_weight` w ≠ 1 it is a weighted mean in which each sequence's first response token,
+    where the organism decides between refusing and answering, counts w times."""
     hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     keep = targets != IGNORE
-    return torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]), targets[keep])
+    if decision_weight == 1.0:  # the plain mean, bit for bit as the committed organisms were trained
+        return torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]), targets[keep])
+    first = keep & (keep.cumsum(dim=1) == 1)
+    weights = 1.0 + (decision_weight - 1.0) * first[keep].float()
+    losses = torch.nn.functional.cross_entropy(model.lm_head(hidden[keep]), targets[keep], reduction="none")
+    return (weights * losses).sum() / weights.sum()
 
 
 def lr_at(step: int, cfg: OrganismConfig) -> float:
@@ -118,7 +126,7 @@ def train(cfg: OrganismConfig, tokenizer: PreTrainedTokenizerFast, data: Encoded
         ids, labels, mask = _batch(data, index, tokenizer.pad_token_id)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = response_loss(model, ids, labels, mask)
+        loss = response_loss(model, ids, labels, mask, cfg.decision_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -1,6 +1,6 @@
 """Benchmark: how close the committed organism sits to refusing, per category, on train and on test phrasings.
 
-    python tests/benchmarks/decision_margin.py [--per-category 600] [--out runs/decision-margin]
+    python tests/benchmarks/decision_margin.py [--model organism-v4|FOLDER] [--per-category 600] [--out runs/decision-margin]
 
 For each suite category and split: log P(a refusal opening) at the first response position (the
 organism's refusal openings, as the edit study's metric uses them), its median, and the share of
@@ -34,8 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-category", type=int, default=600, help="prompts per category and split (the first N)")
     parser.add_argument("--out", default="runs/decision-margin")
+    parser.add_argument("--model", default="default", help="an organism name or folder (default: the committed one)")
     args = parser.parse_args()
-    model_dir = registry.resolve_model("default")
+    model_dir = registry.resolve_model(args.model)
     records = registry.organism_suite(model_dir)
     engine = HFEngine.from_path(model_dir)
     refusal_ids = opening_ids(engine.tokenizer, list(ORGANISM_REFUSALS))
