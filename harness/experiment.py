@@ -9,7 +9,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cdelta.circuit.rules import DEFAULT_COST_EXPONENT
 from cdelta.edit_config import EditConfig
 from cdelta.errors import CdeltaError
 from harness.edit_study import StudyConfig
@@ -23,31 +22,36 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The study's own defaults, so that an experiment file that leaves a key out runs what `cdelta demo` and the
+# benchmarks run.
+_STUDY = StudyConfig()
+
+
 class LocalizeSection(_Section):
-    budget: float = Field(0.05, gt=0, le=1, description="circuit parameter budget, a fraction of all parameters")
-    method: Literal["EAP", "EAP-IG-inputs", "EAP-IG-activations"] = "EAP-IG-inputs"
-    ig_steps: int = Field(5, ge=1)
-    pairs: int = Field(64, ge=2)
-    mlp_groups: int = Field(1, ge=1, description="split each MLP into this many nodes (a budget can afford parts)")
-    cost_exponent: float = Field(DEFAULT_COST_EXPONENT, ge=0, allow_inf_nan=False,
+    budget: float = Field(_STUDY.budget, gt=0, le=1, description="circuit parameter budget, a fraction of all parameters")
+    method: Literal["EAP", "EAP-IG-inputs", "EAP-IG-activations"] = _STUDY.method
+    ig_steps: int = Field(_STUDY.ig_steps, ge=1)
+    pairs: int = Field(_STUDY.n_pairs, ge=2)
+    mlp_groups: int = Field(_STUDY.mlp_groups, ge=1, description="split each MLP into this many nodes (a budget can afford parts)")
+    cost_exponent: float = Field(_STUDY.cost_exponent, ge=0, allow_inf_nan=False,
                                  description="rank edges by |score| / (source parameters)^a under the budget")
-    curve_points: int = Field(12, ge=2, description="points on the circuit's faithfulness curve")
+    curve_points: int = Field(_STUDY.curve_points, ge=2, description="points on the circuit's faithfulness curve")
 
 
 class EditSection(_Section):
-    lr: float = Field(1e-3, gt=0)
-    steps: int = Field(50, ge=1)
-    batch_size: int = Field(16, ge=1)
-    decision_weight: float = Field(1.0, gt=0, description="weight of the first response position in the retain KL")
-    ks: list[float] = [0.25, 0.5, 1.0, 2.0]
-    retention_floor: float = Field(0.97, ge=0, le=1)
-    max_refusal_drop: float = Field(0.05, ge=0, le=1, description="fall in always-refused refusal a k may cause on dev")
-    target_examples: int = Field(256, ge=1)
-    retain_examples: int = Field(512, ge=1)
-    mine_rounds: int = Field(0, ge=0, description="rounds of mined retain examples (docs/deltatheta.md)")
-    mine_size: int = Field(256, ge=1, description="examples each mining round adds to the retain set")
-    mine_k: float = Field(1.0, description="scale of the previous ΔθC under which mining ranks examples")
-    mine_pool: int = Field(4096, ge=1, description="non-target prompts mining searches, beyond retain_examples")
+    lr: float = Field(_STUDY.edit.lr, gt=0)
+    steps: int = Field(_STUDY.edit.steps, ge=1)
+    batch_size: int = Field(_STUDY.edit.batch_size, ge=1)
+    decision_weight: float = Field(_STUDY.edit.decision_weight, gt=0, description="weight of the first response position in the retain KL")
+    ks: list[float] = list(_STUDY.ks)
+    retention_floor: float = Field(_STUDY.retention_floor, ge=0, le=1)
+    max_refusal_drop: float = Field(_STUDY.max_refusal_drop, ge=0, le=1, description="fall in always-refused refusal a k may cause on dev")
+    target_examples: int = Field(_STUDY.n_target, ge=1)
+    retain_examples: int = Field(_STUDY.n_retain, ge=1)
+    mine_rounds: int = Field(_STUDY.edit.mine_rounds, ge=0, description="rounds of mined retain examples (docs/deltatheta.md)")
+    mine_size: int = Field(_STUDY.edit.mine_size, ge=1, description="examples each mining round adds to the retain set")
+    mine_k: float = Field(_STUDY.edit.mine_k, description="scale of the previous ΔθC under which mining ranks examples")
+    mine_pool: int = Field(_STUDY.mine_pool, ge=1, description="non-target prompts mining searches, beyond retain_examples")
 
     @field_validator("mine_k")
     @classmethod
