@@ -36,7 +36,7 @@ from cdelta.slice_sets import model_shapes
 from cdelta.sweep import sweep_k
 from harness.behaviour import Behaviour, Selectivity, measure, selectivity
 from harness.policy_data import Contrast, contrast_pairs, edit_examples, opening_ids, subsample
-from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
+from tasks.suite.categories import ALWAYS_REFUSED, CATEGORIES, POLICY_CATEGORIES
 from tasks.suite.records import PromptRecord
 from tasks.suite.refusals import ORGANISM_REFUSALS
 from tasks.suite.generate import compliance_response
@@ -72,6 +72,10 @@ class StudyConfig:
     # Retention is a ratio of two exact-match accuracies, held to a 0.97 floor: at 40 utility items (about 26
     # answered right) one lost answer failed it, so the k chosen for each variant was decided by a single item.
     dev_utility: int = 200
+    # A release edit's k is held to max_refusal_drop on the always-refused categories, a limit that 40 prompts
+    # cannot resolve (one prompt is 2.5 points): the dense release edit fell 7.5 points on them at k = 0.25 and
+    # none on the test split. A release study measures this many dev prompts of each (the dev split has 100).
+    dev_guarded: int = 100
     max_new_tokens: int = 24
     seed: int = 0
     # One random draw decides nothing: four draws of the same size scored 0.07 to 0.79 on sexual content
@@ -94,6 +98,13 @@ def edit_variants(variants: tuple[str, ...], random_draws: int, seed: int) -> li
         draws = random_draws if variant == "random" else 1
         out += [(variant if d == 0 else f"{variant}-{d + 1}", variant, seed + d) for d in range(draws)]
     return out
+
+
+def dev_counts(policy: Policy, cfg: StudyConfig) -> dict[str, int]:
+    """The dev categories sampled beyond `dev_per_category`: utility, on which retention rests, and for a
+    release policy the always-refused categories, on which the refusal-drop limit rests. A refuse edit
+    raises those refusals, so it keeps the smaller sample and its sweep the time."""
+    return {"utility": cfg.dev_utility} | ({c: cfg.dev_guarded for c in ALWAYS_REFUSED} if policy.action == "release" else {})
 
 
 def circuit_openings(tokenizer: Any, policy: Policy, seed: int) -> tuple[list[int], list[int]]:
@@ -173,7 +184,7 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
             model_name=str(model_dir), circuit=CircuitRef.of(circuit_path)))
 
     # 3. k on the dev split, per variant
-    dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed, per_utility=cfg.dev_utility)
+    dev = subsample(records, "dev", cfg.dev_per_category, cfg.seed, wider=dev_counts(policy, cfg))
     base_dev = stage("measure: base on dev", lambda: measure(engine, dev, params, "base dev"))
     chosen: dict[str, Patch] = {}
     sweeps = {}

@@ -6,7 +6,7 @@ records become `ContrastPair`s and an `ExampleSet` for one policy.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from cdelta.eap.pairs import ContrastPair, pair_by_length
@@ -63,13 +63,13 @@ def edit_examples(records: Sequence[PromptRecord], policy: Policy, n_target: int
 
 
 def subsample(records: Sequence[PromptRecord], split: str, per_category: int, seed: int,
-              per_utility: int | None = None) -> list[PromptRecord]:
-    """At most `per_category` records of each suite category in `split` (`per_utility` of the utility
-    items, when given): a dev set that is quick to generate."""
+              wider: Mapping[str, int] | None = None) -> list[PromptRecord]:
+    """At most `per_category` records of each suite category in `split` (of a category in `wider`, at most
+    its own count): a dev set that is quick to generate, larger where one number rests on it."""
     rng = random.Random(f"subsample/{seed}/{split}")
     out: list[PromptRecord] = []
     for category in CATEGORIES:
-        n = per_utility if category == "utility" and per_utility is not None else per_category
+        n = (wider or {}).get(category, per_category)
         items = [r for r in records if r.split == split and r.category == category]
         out += items if len(items) <= n else rng.sample(items, n)
     return out
