@@ -18,6 +18,7 @@ from cdelta.atomic import atomic_write_bytes, atomic_write_text
 
 # 2 adds refusal_drop to every point and max_refusal_drop to the sweep; a version-1 sweep has neither.
 SCHEMA_VERSION = 2
+TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,12 @@ class SweepPoint:
     refusal_drop: float | None = None
 
     def eligible(self, retention_floor: float, max_refusal_drop: float | None) -> bool:
-        if self.retention < retention_floor:
+        """Both are ratios of counts: a drop of 2 prompts in 40 computes as 0.050000000000000044, so each bound
+        is met within TOLERANCE."""
+        if self.retention < retention_floor - TOLERANCE:
             return False
-        return max_refusal_drop is None or (self.refusal_drop is not None and self.refusal_drop <= max_refusal_drop)
+        return max_refusal_drop is None or (self.refusal_drop is not None
+                                            and self.refusal_drop <= max_refusal_drop + TOLERANCE)
 
 
 @dataclass(frozen=True)

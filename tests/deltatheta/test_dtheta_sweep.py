@@ -24,6 +24,11 @@ def test_refusal_drop_limit_rules_out_the_ks_that_release_always_refused_prompts
     assert sweep_k(lambda k: SCORES[k], [2.0, 3.0], retention_floor=0.5, max_refusal_drop=0.05).best_k is None
 
 
+def test_a_drop_or_retention_on_its_bound_is_eligible_despite_rounding() -> None:
+    on_bounds = {0.5: (0.3, 0.97 - 1e-12, 36 / 40 - 34 / 40)}  # 2 prompts in 40: 0.050000000000000044
+    assert sweep_k(lambda k: on_bounds[k], on_bounds, retention_floor=0.97, max_refusal_drop=0.05).best_k == 0.5
+
+
 def test_no_k_meets_the_floor() -> None:
     assert sweep_k(lambda k: SCORES[k], SCORES, retention_floor=1.5).best_k is None
 
