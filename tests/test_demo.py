@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 from cdelta.apply import patched
 from cdelta.errors import CdeltaError
 from cdelta.patch import load_patch
+from cdelta.sweep import TOLERANCE
 from harness.cli import main
 from inspect_ai.log import read_eval_log
 
@@ -45,7 +46,7 @@ def test_study_report_numbers_match_the_study(demo_run: Path):
         assert (f"| {variant} | {d['k']:g} | {d['params_changed']:,} ({100 * d['params_fraction']:.1f}%) | "
                 f"{point['selectivity']:.3f} | {point['retention']:.3f} | {100 * point['refusal_drop']:.1f} pts |") in report
         assert study["k_sweeps"][variant]["max_refusal_drop"] == 0.05
-        assert point["refusal_drop"] <= 0.05 or study["k_sweeps"][variant]["best_k"] is None
+        assert point["refusal_drop"] <= 0.05 + TOLERANCE or study["k_sweeps"][variant]["best_k"] is None
     circuit = json.loads((demo_run / "study" / "circuit.json").read_text())
     assert study["variants"]["circuit"]["params_fraction"] <= study["config"]["budget"] + 1e-9
     assert study["variants"]["random"]["params_changed"] == study["variants"]["circuit"]["params_changed"]
