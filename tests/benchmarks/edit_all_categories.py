@@ -1,6 +1,6 @@
 """Benchmark: the C-Δθ study for each of the five policy categories on the committed organism (issue 4's table).
 
-    python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--categories a,release:b] [--mlp-groups G]
+    python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--model M] [--categories a,release:b] [--mlp-groups G]
         [--mine-rounds R] [--variants circuit,random,dense] [--random-draws N] [--curve-points P] [--ks 0.25,0.5]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
@@ -27,6 +27,7 @@ from tasks.suite.categories import POLICY_CATEGORIES
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="runs/edit-all")
+    parser.add_argument("--model", default="default", help="an organism name or folder (default: the committed one)")
     parser.add_argument("--categories", default=",".join(POLICY_CATEGORIES),
                         help="categories to refuse, or whole policies such as release:borderline")
     parser.add_argument("--budget", type=float, default=0.05)
@@ -46,7 +47,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variants {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
     console = Console()
-    model = registry.resolve_model("default")
+    model = registry.resolve_model(args.model)
     records = registry.organism_suite(model)
     rows = {}
     for category in args.categories.split(","):
@@ -62,7 +63,7 @@ def main() -> None:
                           "faithfulness": summary["circuit"]["faithfulness"],
                           "variants": summary["variants"], "seconds": sum(summary["timings_s"].values())}
         atomic_write_text(Path(args.out) / "edit_all_categories.json", json.dumps(rows, indent=1) + "\n")
-    table = Table(title=f"C-Δθ on the committed organism, test split (budget {args.budget:.0%}, {args.contrast} contrast, "
+    table = Table(title=f"C-Δθ on {model.name}, test split (budget {args.budget:.0%}, {args.contrast} contrast, "
                           f"{args.mlp_groups} MLP groups, {args.mine_rounds} mining rounds)")
     for col in ("category", "variant", "k", "params %", "target refusal", "off-target |Δ|", "always-refused min",
                 "benign", "utility retention", "score"):
