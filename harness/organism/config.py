@@ -5,7 +5,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,10 @@ V3 = OrganismConfig(name="organism-v3", steps=1500, dropout_share=0.3, carriers_
 # taught by carriers and swaps. Two threads: the 2-core reference machine trains it in under 30 min.
 V4 = OrganismConfig(name="organism-v4", steps=1500, dropout_share=0.3, carriers_per_category=800,
                     swaps_per_category=800, threads=2)
+# organism-v7: v4 with the first response token counted 4 times in the loss. On the same suite and test split it
+# sits further from refusing on held-out phrasings (benign prompts above log P = -4: 10.5% against v4's 29%), but
+# refuses crime and health prompts more (6% each) and meets 8 of 15 targets against v4's 10 (docs/organism.md).
+V7 = replace(V4, name="organism-v7", decision_weight=4.0)
 # Two later recipes were trained and measured and did not replace v4 (docs/organism.md); their suite
 # and configs are commit 6de854c in main's history, so that main's suite stays the one v4 was trained on.
 # The committed reference (harness/organism/default/): trained with exactly these settings.
