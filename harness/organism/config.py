@@ -120,6 +120,10 @@ V4 = OrganismConfig(name="organism-v4", steps=1500, dropout_share=0.3, carriers_
 # sits further from refusing on held-out phrasings (benign prompts above log P = -4: 10.5% against v4's 29%), but
 # refuses crime and health prompts more (6% each) and meets 8 of 15 targets against v4's 10 (docs/organism.md).
 V7 = replace(V4, name="organism-v7", decision_weight=4.0)
+# organism-v8: the same at weight 2. It meets 10 of 15 targets, as v4 does (hate speech met, the sexual-content
+# probe missed), and its held-out margin is not wider than v4's on every category: one build a recipe cannot
+# tell the weight's effect from the run's (docs/organism.md).
+V8 = replace(V4, name="organism-v8", decision_weight=2.0)
 # Two later recipes were trained and measured and did not replace v4 (docs/organism.md); their suite
 # and configs are commit 6de854c in main's history, so that main's suite stays the one v4 was trained on.
 # The committed reference (harness/organism/default/): trained with exactly these settings.
