@@ -24,6 +24,11 @@ from harness.organism import registry
 from tasks.suite.categories import POLICY_CATEGORIES
 
 
+def scales(text: str) -> tuple[float, ...]:
+    """--ks: argparse names this function in its error when a value is not a number."""
+    return tuple(float(k) for k in text.split(","))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="runs/edit-all")
@@ -40,7 +45,7 @@ def main() -> None:
     parser.add_argument("--random-draws", type=int, default=1, help="random-slice ablations, each its own seed")
     parser.add_argument("--curve-points", type=int, default=StudyConfig.curve_points,
                         help="points of each circuit's faithfulness curve")
-    parser.add_argument("--ks", type=lambda t: tuple(float(k) for k in t.split(",")), default=StudyConfig.ks,
+    parser.add_argument("--ks", type=scales, default=StudyConfig.ks,
                         help="comma-separated scales k the dev split chooses among")
     args = parser.parse_args()
     unknown = set(args.variants.split(",")) - set(VARIANTS)
