@@ -142,3 +142,12 @@ def test_decision_weight_counts_the_first_response_token_w_times():
     expected = (per_token * weights).sum() / weights.sum()
     assert response_loss(model, ids, labels, mask, decision_weight=4.0).item() == pytest.approx(expected.item(), rel=1e-5)
     assert response_loss(model, ids, labels, mask).item() == pytest.approx(per_token[answered].mean().item(), rel=1e-5)
+
+
+def test_the_documented_second_seed_config_is_v4_with_seed_1():
+    from dataclasses import replace
+
+    from harness.organism.config import V4
+
+    path = Path(__file__).parents[1] / "docs" / "examples" / "organism-v4-seed1.toml"
+    assert OrganismConfig.from_file(path) == replace(V4, name="organism-v4-seed1", seed=1)
