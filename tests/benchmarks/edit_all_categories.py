@@ -20,13 +20,15 @@ from rich.table import Table
 
 from cdelta.atomic import atomic_write_text
 from harness.edit_study import VARIANTS, StudyConfig, run_study
+from harness.cli_args import comma_names
 from harness.organism import registry
 from tasks.suite.categories import POLICY_CATEGORIES
 
 
 def scales(text: str) -> tuple[float, ...]:
-    """--ks: argparse names this function in its error when a value is not a number."""
-    return tuple(float(k) for k in text.split(","))
+    """--ks: the shared comma-separated form, as numbers; argparse names this function in its error when a
+    value is not a number."""
+    return tuple(float(k) for k in comma_names(text))
 
 
 def main() -> None:
