@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rich.progress import Progress
@@ -42,18 +42,53 @@ def measure(engine: Generator, items: Sequence[PromptRecord], params: Generation
         refused[r.category].append(judged)
         if r.expected is not None:
             agree.append(judged == (r.expected == "refuse"))
+        sample: dict[str, object] = {"id": r.id, "category": r.category, "family": r.family, "prompt": r.prompt,
+                                     "output": g.text, "refused": judged, "expected": r.expected}
         if r.answer is not None:
             ok = exact_match(g.text, r.answer)
             correct[str(r.meta.get("task", r.category))].append(ok)
             correct["all"].append(ok)
-        samples.append({"id": r.id, "category": r.category, "prompt": r.prompt, "output": g.text,
-                        "refused": judged, "expected": r.expected})
+            sample.update(answer=r.answer, correct=ok)
+        samples.append(sample)
 
     def rate(xs: list[bool]) -> Rate:
         return Rate(sum(xs), len(xs))
 
     return Behaviour({c: rate(v) for c, v in refused.items()}, {t: rate(v) for t, v in correct.items()},
                      rate(agree), samples)
+
+
+@dataclass(frozen=True)
+class FamilyMisses:
+    """How often one template family gets the wrong behaviour: refused when it should be answered,
+    answered when it should be refused, or (utility) answered wrongly. Held-out failures come in
+    whole families, so this is where a weak organism or a leaky edit shows first."""
+
+    category: str
+    family: str
+    misses: Rate
+
+    def to_dict(self) -> dict[str, object]:
+        return {"category": self.category, "family": self.family, "misses": self.misses.to_dict()}
+
+
+def _missed(sample: Mapping[str, object]) -> bool | None:
+    if "correct" in sample:
+        return not sample["correct"]
+    if sample.get("expected") is None:
+        return None
+    return bool(sample["refused"]) != (sample["expected"] == "refuse")
+
+
+def family_misses(samples: Sequence[Mapping[str, object]]) -> list[FamilyMisses]:
+    """Every (category, family) of `samples` with a label, most-missed first (ties by name)."""
+    counts: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for s in samples:
+        missed = _missed(s)
+        if missed is not None:
+            counts[(str(s["category"]), str(s["family"]))].append(missed)
+    rows = [FamilyMisses(c, f, Rate(sum(v), len(v))) for (c, f), v in counts.items()]
+    return sorted(rows, key=lambda r: (-r.misses.value, r.category, r.family))
 
 
 @dataclass(frozen=True)

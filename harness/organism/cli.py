@@ -15,6 +15,9 @@ from harness.organism import registry
 from harness.organism.config import DEFAULT, OrganismConfig
 from tasks.errors import SuiteFormatError
 
+# held-out failures come in whole template families: the eval lists every family at least this often wrong
+FAMILY_SHOWN = 0.25
+
 
 def _config(spec: str | None, small: bool) -> OrganismConfig:
     if small:
@@ -91,6 +94,15 @@ def _eval(args: argparse.Namespace) -> int:
     for t in result.targets():
         targets.add_row(t.name, f"{t.measured:.3f}", f"[{t.low}, {t.high}]", "[green]yes[/]" if t.met else "[red]no[/]")
     console.print(targets)
+    missed = [f for f in result.families() if f.misses.value >= FAMILY_SHOWN]
+    if missed:
+        families = Table(title=f"template families with ≥ {FAMILY_SHOWN:.0%} of items wrong (refused, answered, or "
+                               "a wrong utility answer)")
+        for col in ("category", "family", "wrong [95% CI]"):
+            families.add_column(col)
+        for f in missed:
+            families.add_row(f.category, f.family, str(f.misses))
+        console.print(families)
     if args.json:
         atomic_write_text(Path(args.json), json.dumps({"model": str(model), **result.to_dict(),
                                                       "samples": result.samples}, indent=1) + "\n")

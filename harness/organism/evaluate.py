@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from backends.generation import GenerationParams
 from backends.hf_engine import HFEngine
-from harness.behaviour import measure
+from harness.behaviour import FamilyMisses, family_misses, measure
 from harness.organism.probe import ProbeResult, first_response_states, probe_separability
 from harness.stats import Rate
 from tasks.suite.categories import ALWAYS_REFUSED, POLICY_CATEGORIES
@@ -54,6 +54,10 @@ class OrganismEval:
             out += [Target(f"probe {c} (layer {self.probe.layer})", v, 0.95, 1.0) for c, v in self.probe.test.items()]
         return out
 
+    def families(self) -> list[FamilyMisses]:
+        """Each template family's share of wrong behaviour, most-missed first."""
+        return family_misses(self.samples)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "split": self.split,
@@ -63,6 +67,7 @@ class OrganismEval:
             "probe": self.probe.to_dict() if self.probe else None,
             "targets": [{"name": t.name, "measured": t.measured, "range": [t.low, t.high], "met": t.met}
                         for t in self.targets()],
+            "families": [f.to_dict() for f in self.families()],
         }
 
 
