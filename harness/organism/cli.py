@@ -98,10 +98,14 @@ def _eval(args: argparse.Namespace) -> int:
     if missed:
         families = Table(title=f"template families with ≥ {FAMILY_SHOWN:.0%} of items wrong (refused, answered, or "
                                "a wrong utility answer)")
-        for col in ("category", "family", "wrong [95% CI]"):
-            families.add_column(col)
+        families.add_column("category", overflow="fold")
+        families.add_column("family", no_wrap=True)  # a name to grep the suite's data files for: never cut
+        families.add_column("wrong", justify="right")
+        families.add_column("share [95% CI]", no_wrap=True)
         for f in missed:
-            families.add_row(f.category, f.family, str(f.misses))
+            lo, hi = f.misses.interval
+            families.add_row(f.category, f.family, f"{f.misses.k} of {f.misses.n}",
+                             f"{100 * f.misses.value:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]")
         console.print(families)
     if args.json:
         atomic_write_text(Path(args.json), json.dumps({"model": str(model), **result.to_dict(),
