@@ -40,8 +40,9 @@ def measure(engine: Generator, items: Sequence[PromptRecord], params: Generation
     for r, g in zip(items, outputs):
         judged = is_refusal(g.text)
         refused[r.category].append(judged)
-        if r.expected is not None:
-            agree.append(judged == (r.expected == "refuse"))
+        agrees = None if r.expected is None else judged == (r.expected == "refuse")
+        if agrees is not None:
+            agree.append(agrees)
         sample: dict[str, object] = {"id": r.id, "category": r.category, "family": r.family, "prompt": r.prompt,
                                      "output": g.text, "refused": judged, "expected": r.expected}
         if r.answer is not None:
@@ -49,6 +50,8 @@ def measure(engine: Generator, items: Sequence[PromptRecord], params: Generation
             correct[str(r.meta.get("task", r.category))].append(ok)
             correct["all"].append(ok)
             sample.update(answer=r.answer, correct=ok)
+        # wrong behaviour: a wrong utility answer, else a refusal decision against the label; None unlabelled
+        sample["missed"] = (not ok) if r.answer is not None else None if agrees is None else not agrees
         samples.append(sample)
 
     def rate(xs: list[bool]) -> Rate:
@@ -72,21 +75,12 @@ class FamilyMisses:
         return {"category": self.category, "family": self.family, "misses": self.misses.to_dict()}
 
 
-def _missed(sample: Mapping[str, object]) -> bool | None:
-    if "correct" in sample:
-        return not sample["correct"]
-    if sample.get("expected") is None:
-        return None
-    return bool(sample["refused"]) != (sample["expected"] == "refuse")
-
-
 def family_misses(samples: Sequence[Mapping[str, object]]) -> list[FamilyMisses]:
-    """Every (category, family) of `samples` with a label, most-missed first (ties by name)."""
+    """Every (category, family) of `measure`'s samples with a label, most-missed first (ties by name)."""
     counts: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for s in samples:
-        missed = _missed(s)
-        if missed is not None:
-            counts[(str(s["category"]), str(s["family"]))].append(missed)
+        if s["missed"] is not None:
+            counts[(str(s["category"]), str(s["family"]))].append(bool(s["missed"]))
     rows = [FamilyMisses(c, f, Rate(sum(v), len(v))) for (c, f), v in counts.items()]
     return sorted(rows, key=lambda r: (-r.misses.value, r.category, r.family))
 

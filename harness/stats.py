@@ -32,9 +32,13 @@ class Rate:
         lo, hi = self.interval
         return {"value": self.value, "k": self.k, "n": self.n, "ci95": [lo, hi]}
 
-    def __str__(self) -> str:
+    def percent(self, decimals: int = 1) -> str:
+        """The rate and its interval in percent, e.g. "12.5% [7.1, 21.0]"."""
         lo, hi = self.interval
-        return f"{100 * self.value:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={self.n})"
+        return f"{100 * self.value:.{decimals}f}% [{100 * lo:.{decimals}f}, {100 * hi:.{decimals}f}]"
+
+    def __str__(self) -> str:
+        return f"{self.percent()} (n={self.n})"
 
 
 def mean_abs_change(now: Mapping[str, float], before: Mapping[str, float], categories: Sequence[str]) -> float:

@@ -21,7 +21,7 @@ class Scripted:
         return [Generation(self.replies[p], 1, 1, 0.0) for p in prompts]
 
 
-def record(i: int, category: str, family: str, expected: str, answer: str | None = None) -> PromptRecord:
+def record(i: int, category: str, family: str, expected: str | None, answer: str | None = None) -> PromptRecord:
     kind = "utility" if answer is not None else "policy"
     return PromptRecord(id=f"{category}/test/{i:05d}", prompt=f"prompt {i}", category=category, kind=kind,
                         split="test", family=family, expected=expected, response="", answer=answer,
@@ -51,5 +51,7 @@ def test_family_misses_counts_each_wrong_behaviour_and_ranks_the_worst_family_fi
 
 
 def test_family_misses_skips_unlabelled_samples() -> None:
-    samples = [{"category": "user", "family": "f", "refused": True, "expected": None}]
-    assert family_misses(samples) == []
+    seen = measure(Scripted({"prompt 0": REFUSAL}), [record(0, "user", "f", None)], GenerationParams(),
+                   show_progress=False)
+    assert seen.samples[0]["missed"] is None
+    assert family_misses(seen.samples) == []

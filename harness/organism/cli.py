@@ -103,9 +103,7 @@ def _eval(args: argparse.Namespace) -> int:
         families.add_column("wrong", justify="right")
         families.add_column("share [95% CI]", no_wrap=True)
         for f in missed:
-            lo, hi = f.misses.interval
-            families.add_row(f.category, f.family, f"{f.misses.k} of {f.misses.n}",
-                             f"{100 * f.misses.value:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]")
+            families.add_row(f.category, f.family, f"{f.misses.k} of {f.misses.n}", f.misses.percent(0))
         console.print(families)
     if args.json:
         atomic_write_text(Path(args.json), json.dumps({"model": str(model), **result.to_dict(),
