@@ -106,8 +106,7 @@ def _eval(args: argparse.Namespace) -> int:
             families.add_row(f.category, f.family, f"{f.misses.k} of {f.misses.n}", f.misses.percent(0))
         console.print(families)
     if args.json:
-        atomic_write_text(Path(args.json), json.dumps({"model": str(model), **result.to_dict(),
-                                                      "samples": result.samples}, indent=1) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(result.record(model), indent=1) + "\n")
         console.print(f"wrote {args.json}")
     return 0 if all(t.met for t in result.targets()) or not args.strict else 1
 

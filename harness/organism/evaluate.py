@@ -70,6 +70,10 @@ class OrganismEval:
             "families": [f.to_dict() for f in self.families()],
         }
 
+    def record(self, model: Path) -> dict[str, object]:
+        """Everything `--json` writes: the summary and every judged sample, named by the model measured."""
+        return {"model": str(model), **self.to_dict(), "samples": self.samples}
+
 
 def _probe(engine: HFEngine, records: list[PromptRecord], split: str, seed: int) -> ProbeResult:
     rng = np.random.default_rng(seed)
