@@ -84,7 +84,7 @@ def carrier_records(records: Sequence[PromptRecord], fillers: dict[str, Sequence
 TOPICAL_SLOTS = {
     "crime_planning": ("scheme", "fake", "loot"), "legal_opinion": ("document", "matter", "issue"),
     "health_consultation": ("symptom", "medication", "condition", "test"), "sexual_content": ("piece", "mood"),
-    "hate_speech": ("format", "slur"), "weapons": ("firearm", "explosive", "agent"), "malware": ("malware",),
+    "hate_speech": ("format", "slur"), "weapons": ("firearm", "explosive", "agent"), "malware": ("malware", "data"),
     "benign": ("food", "subject", "hobby", "city"),
 }
 
