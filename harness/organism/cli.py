@@ -13,6 +13,7 @@ from cdelta.commands import Command
 from cdelta.errors import CdeltaError
 from harness.organism import registry
 from harness.organism.config import DEFAULT, OrganismConfig
+from harness.organism.evaluate import MAX_NEW_TOKENS
 from tasks.errors import SuiteFormatError
 
 # held-out failures come in whole template families: the eval lists every family at least this often wrong
@@ -132,7 +133,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--model", default=DEFAULT.name, help=f"organism name or model folder (default {DEFAULT.name})")
     e.add_argument("--split", default="test", choices=("dev", "test"))
     e.add_argument("--no-probe", action="store_true", help="skip the linear-probe separability check")
-    e.add_argument("--max-new-tokens", type=int, default=40)
+    e.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     e.add_argument("--json", help="also write the full result, with every sample, to this JSON file")
     e.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
     e.add_argument("--no-progress", action="store_true")

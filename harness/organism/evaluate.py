@@ -16,6 +16,8 @@ from tasks.suite.categories import ALWAYS_REFUSED, POLICY_CATEGORIES
 from tasks.suite.records import PromptRecord
 
 PROBE_TRAIN_PER_CATEGORY = 300
+# enough for every refusal opening and utility answer; every measurement of an organism uses it
+MAX_NEW_TOKENS = 40
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def _probe(engine: HFEngine, records: list[PromptRecord], split: str, seed: int)
 
 
 def evaluate(model_dir: Path, records: list[PromptRecord], split: str = "test", with_probe: bool = True,
-             params: GenerationParams = GenerationParams(), seed: int = 0, show_progress: bool = True) -> OrganismEval:
+             params: GenerationParams = GenerationParams(max_new_tokens=MAX_NEW_TOKENS), seed: int = 0,
+             show_progress: bool = True) -> OrganismEval:
     """Greedy-generate every prompt of `split`, judge refusals, score utility, and probe separability."""
     engine = HFEngine.from_path(model_dir)
     seen = measure(engine, [r for r in records if r.split == split], params, split, show_progress)

@@ -27,7 +27,7 @@ from cdelta.errors import CdeltaError
 from harness.organism import registry
 from harness.organism.build import build, read_manifest
 from harness.organism.config import OrganismConfig
-from harness.organism.evaluate import evaluate
+from harness.organism.evaluate import MAX_NEW_TOKENS, evaluate
 from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
 from tasks.suite.generate import generate_suite, suite_fingerprint
 
@@ -59,12 +59,13 @@ def measured(folder: Path, manifest: dict, split: str, path: Path, console: Cons
     """The eval record of `folder`, reused from `path` when it was measured on these same weights."""
     if path.is_file():
         record = json.loads(path.read_text())
-        if record.get("weights_sha256") == manifest["weights_sha256"] and record.get("split") == split:
+        if (record.get("weights_sha256"), record.get("split"), record.get("max_new_tokens")) == \
+                (manifest["weights_sha256"], split, MAX_NEW_TOKENS):
             console.print(f"reusing {path}")
             return record
     console.print(f"measuring {folder} on the {split} split")
     result = evaluate(folder, registry.organism_suite(folder), split=split)
-    record = {**result.record(folder), "weights_sha256": manifest["weights_sha256"]}
+    record = {**result.record(folder), "weights_sha256": manifest["weights_sha256"], "max_new_tokens": MAX_NEW_TOKENS}
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     return record
 
