@@ -25,6 +25,7 @@ from rich.table import Table
 from backends.generation import GenerationParams
 from backends.hf_engine import HFEngine
 from cdelta.atomic import atomic_write_text
+from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions, sha256_file
 from harness.organism import registry
 from harness.organism.augment import topical_fillers
@@ -50,7 +51,10 @@ def main() -> None:
     parser.add_argument("--words", default="", help="comma-separated extra words to test")
     parser.add_argument("--out", default="runs/topic-words")
     args = parser.parse_args()
-    model_dir = registry.resolve_model(args.model)
+    try:
+        model_dir = registry.resolve_model(args.model)
+    except CdeltaError as exc:
+        raise SystemExit(f"error: {exc}") from None
     engine = HFEngine.from_path(model_dir)
     fillers = topical_fillers()
     by_category = {c: refused_share(engine, words) for c, words in fillers.items()}
