@@ -23,11 +23,7 @@ FAMILY_SHOWN = 0.25
 def _config(spec: str | None, small: bool) -> OrganismConfig:
     if small:
         return registry.NAMED["organism-small"]
-    if spec is None:
-        return DEFAULT
-    if spec in registry.NAMED:
-        return registry.NAMED[spec]
-    return OrganismConfig.from_file(Path(spec))
+    return DEFAULT if spec is None else registry.config_from_spec(spec)
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -44,6 +44,11 @@ def is_complete(folder: Path) -> bool:
     return (folder / MANIFEST).is_file() and (folder / WEIGHTS).is_file()
 
 
+def config_from_spec(spec: str) -> OrganismConfig:
+    """A config by name (`organism-v4`) or from a TOML/JSON file."""
+    return NAMED[spec] if spec in NAMED else OrganismConfig.from_file(Path(spec))
+
+
 def resolve_model(spec: str) -> Path:
     """A model folder from a name (`organism-v4`, `organism-small`) or a path."""
     if spec in ("default", DEFAULT.name):
@@ -83,5 +88,5 @@ def verify_default(folder: Path) -> tuple[bool, str, str]:
     return built == committed, built, committed
 
 
-__all__ = ["cache_dir", "cached_path", "check_writable", "is_complete", "read_manifest", "resolve_model",
+__all__ = ["cache_dir", "cached_path", "config_from_spec", "check_writable", "is_complete", "read_manifest", "resolve_model",
            "organism_config", "organism_suite", "verify_default", "DEFAULT_DIR"]

@@ -33,10 +33,6 @@ from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
 from tasks.suite.generate import generate_suite, suite_fingerprint
 
 
-def recipe(spec: str) -> OrganismConfig:
-    return registry.NAMED[spec] if spec in registry.NAMED else OrganismConfig.from_file(Path(spec))
-
-
 def with_seed(cfg: OrganismConfig, seed: int) -> OrganismConfig:
     return OrganismConfig.from_dict({**cfg.to_dict(), "seed": seed})
 
@@ -97,7 +93,7 @@ def compare(args: argparse.Namespace) -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise CdeltaError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    recipes = [recipe(spec) for spec in args.config]
+    recipes = [registry.config_from_spec(spec) for spec in args.config]
     names = [cfg.name for cfg in recipes]
     if len(set(names)) != len(names):
         raise CdeltaError(f"two recipes share a name ({names}); give each config its own `name`")

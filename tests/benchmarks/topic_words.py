@@ -29,6 +29,7 @@ from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions, sha256_file
 from harness.organism import registry
 from harness.organism.augment import topical_fillers
+from harness.organism.build import WEIGHTS
 from tasks.refusal_judge import is_refusal
 from tasks.suite.categories import ALWAYS_REFUSED
 
@@ -77,12 +78,12 @@ def main() -> None:
     for w, s in sorted({**head_share, **extra}.items(), key=lambda x: (-x[1], x[0])):
         words.add_row(w, f"{100 * s:.0f}%")
     console.print(words)
-    weights = sha256_file(model_dir / "model.safetensors") if (model_dir / "model.safetensors").is_file() else None
+    weights = sha256_file(model_dir / WEIGHTS) if (model_dir / WEIGHTS).is_file() else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "topic_words.json", json.dumps(
-        {"model": str(model_dir), "weights_sha256": weights, "versions": library_versions(), "frames": list(FRAMES), "fillers": by_category, "head_nouns": head_share,
-         "words": extra}, indent=1) + "\n")
+        {"model": str(model_dir), "weights_sha256": weights, "versions": library_versions(), "frames": list(FRAMES),
+         "fillers": by_category, "head_nouns": head_share, "words": extra}, indent=1) + "\n")
     console.print(f"wrote {out / 'topic_words.json'}")
 
 
