@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cdelta.atomic import atomic_dir
 from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions, sha256_file
-from harness.organism.augment import carrier_records, frame_prompts, swap_records, topical_fillers
+from harness.organism.augment import (carrier_records, contrast_records, frame_prompts, swap_records,
+                                      topical_fillers, topical_slots, NEUTRAL_SLOTS)
 from harness.organism.config import OrganismConfig
 from harness.organism.tokenizer import train_tokenizer
 from harness.organism.train import encode, train
@@ -31,10 +32,13 @@ def build(cfg: OrganismConfig, records: list[PromptRecord], data_fingerprint: st
           overwrite: bool = False, show_progress: bool = True) -> Path:
     """Train an organism on the train split of `records` and save it to `out`."""
     train_records = [r for r in records if r.split == "train"]
+    slots = topical_slots(contrasts=cfg.contrasts > 0)
     if cfg.carriers_per_category:
-        train_records += carrier_records(train_records, topical_fillers(), cfg.carriers_per_category, cfg.seed)
+        train_records += carrier_records(train_records, topical_fillers(slots), cfg.carriers_per_category, cfg.seed)
     if cfg.swaps_per_category:
-        train_records += swap_records(train_records, cfg.swaps_per_category, cfg.seed)
+        train_records += swap_records(train_records, cfg.swaps_per_category, cfg.seed, slots)
+    if cfg.contrasts and any(r.category in NEUTRAL_SLOTS for r in train_records):
+        train_records += contrast_records(cfg.contrasts, cfg.seed)
     train_records = frame_prompts(train_records, cfg.seed, cfg.framing_share, cfg.dropout_share)
     if not train_records:
         raise CdeltaError("no training records: the prompt set has no items in the train split")

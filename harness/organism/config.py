@@ -29,6 +29,8 @@ class OrganismConfig:
     dropout_share: float = 0.0
     carriers_per_category: int = 0
     swaps_per_category: int = 0
+    # harmless train requests around refused categories' everyday nouns (augment.CONTRASTS); 0 = none
+    contrasts: int = 0
     # how many times the first response token (refuse or answer) counts in the loss; 1 = a plain mean
     decision_weight: float = 1.0
     vocab_size: int = 3072
@@ -57,7 +59,7 @@ class OrganismConfig:
                 )
         positive = [f.name for f in fields(self) if f.type in ("int", "float")
                     and f.name not in ("seed", "suite_seed", "weight_decay", "framing_share", "dropout_share",
-                                      "carriers_per_category", "swaps_per_category") and getattr(self, f.name) <= 0]
+                                      "carriers_per_category", "swaps_per_category", "contrasts") and getattr(self, f.name) <= 0]
         if positive:
             raise CdeltaError(f"organism config fields {positive} must be positive")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
