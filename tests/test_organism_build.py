@@ -82,6 +82,7 @@ def test_existing_output_is_refused(tmp_path: Path):
 @pytest.mark.parametrize("text, message", [
     ('steps = "many"\n', "field 'steps' must be int"),
     ("hidden_size = 63\n", "hidden_size must divide"),
+    ("contrasts = -5\n", "must not be negative"),
     ("layers = 4\n", "unknown fields"),
     ("steps = [\n", "does not parse"),
 ])

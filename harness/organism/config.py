@@ -57,9 +57,13 @@ class OrganismConfig:
                 raise CdeltaError(
                     f"organism config field {f.name!r} must be {f.type}, got {type(value).__name__} {value!r}"
                 )
+        may_be_zero = ("weight_decay", "framing_share", "dropout_share", "carriers_per_category", "swaps_per_category",
+                       "contrasts")
+        negative = [name for name in may_be_zero if getattr(self, name) < 0]
+        if negative:
+            raise CdeltaError(f"organism config fields {negative} must not be negative (0 turns them off)")
         positive = [f.name for f in fields(self) if f.type in ("int", "float")
-                    and f.name not in ("seed", "suite_seed", "weight_decay", "framing_share", "dropout_share",
-                                      "carriers_per_category", "swaps_per_category", "contrasts") and getattr(self, f.name) <= 0]
+                    and f.name not in ("seed", "suite_seed", *may_be_zero) and getattr(self, f.name) <= 0]
         if positive:
             raise CdeltaError(f"organism config fields {positive} must be positive")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
