@@ -145,10 +145,15 @@ def test_decision_weight_counts_the_first_response_token_w_times():
     assert response_loss(model, ids, labels, mask).item() == pytest.approx(per_token[answered].mean().item(), rel=1e-5)
 
 
-def test_the_documented_second_seed_config_is_v4_with_seed_1():
+@pytest.mark.parametrize("name, changes", [
+    ("organism-v4-seed1", {"seed": 1}),
+    ("organism-v4-steps2400-wd03", {"steps": 2400, "weight_decay": 0.3}),
+    ("organism-v4-contrasts", {"contrasts": 800}),
+])
+def test_documented_recipe_files_are_v4_with_the_changes_they_name(name: str, changes: dict):
     from dataclasses import replace
 
     from harness.organism.config import V4
 
-    path = Path(__file__).parents[1] / "docs" / "examples" / "organism-v4-seed1.toml"
-    assert OrganismConfig.from_file(path) == replace(V4, name="organism-v4-seed1", seed=1)
+    path = Path(__file__).parents[1] / "docs" / "examples" / f"{name}.toml"
+    assert OrganismConfig.from_file(path) == replace(V4, name=name, **changes)

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cdelta.atomic import atomic_dir
 from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions, sha256_file
-from harness.organism.augment import (carrier_records, contrast_records, frame_prompts, swap_records,
-                                      topical_fillers, topical_slots, NEUTRAL_SLOTS)
+from harness.organism.augment import (NEUTRAL_SLOTS, carrier_records, contrast_records, frame_prompts,
+                                      swap_records, topical_fillers, topical_slots)
 from harness.organism.config import OrganismConfig
 from harness.organism.tokenizer import train_tokenizer
 from harness.organism.train import encode, train
