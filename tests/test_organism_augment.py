@@ -51,16 +51,17 @@ def test_carriers_answer_as_their_category(train):
         assert any(f.lower() in r.prompt.lower() for f in fillers[r.category])
 
 
-def test_swaps_take_the_topic_words_category_and_skip_untaught_slots(train):
-    slots = topical_slots(contrasts=True)
-    items = swap_records(train, per_category=4, seed=0, slots_by_category=slots)
-    assert items
+def test_swaps_put_only_the_given_topics_in_but_take_every_topical_slot_out(train):
+    items = swap_records(train, per_category=40, seed=0, topics=topical_fillers(topical_slots(contrasts=True)))
     data_nouns = load_category("malware").slots["data"]
     for r in items:
         assert (r.category in ALWAYS_REFUSED) != (r.meta["swapped_from"] in ALWAYS_REFUSED)
         if r.category == "malware":
             # with contrasts on, a swap never teaches malware's everyday nouns as the refused topic
             assert not any(n in r.prompt for n in data_nouns if n not in r.meta["template"])
+    # malware templates built on {data} alone are still seen answered around a harmless topic
+    assert any(r.meta["swapped_from"] == "malware" and "{data}" in r.meta["template"]
+               and "{malware}" not in r.meta["template"] for r in items)
 
 
 def test_framing_touches_train_items_only(train):

@@ -141,16 +141,18 @@ def contrast_records(count: int, seed: int) -> list[PromptRecord]:
 
 
 def swap_records(records: Sequence[PromptRecord], per_category: int, seed: int,
-                 slots_by_category: dict[str, tuple[str, ...]] = TOPICAL_SLOTS) -> list[PromptRecord]:
-    """Extra train items: a train template of one category whose topical slot holds a topic word of
+                 topics: dict[str, list[str]] | None = None) -> list[PromptRecord]:
+    """Extra train items: a train template of one category whose topical slots hold topic words of
     a category on the other side of the refusal line, answered as the topic word's category. Both
-    sides get the same number of items, so swaps do not move the refusal prior."""
+    sides get the same number of items, so swaps do not move the refusal prior. `topics` (default:
+    every topical filler) are the words swapped in; every TOPICAL_SLOTS slot is swapped out, so a
+    refused template built on a neutral slot is still seen answered around a harmless topic."""
     rng = random.Random(f"swaps/{seed}")
-    fillers = topical_fillers(slots_by_category)
+    fillers = topical_fillers() if topics is None else topics
     refused = sorted(c for c in fillers if c in ALWAYS_REFUSED)
     answered = sorted(c for c in fillers if c not in ALWAYS_REFUSED)
     out = []
-    for category, slots in sorted(slots_by_category.items()):
+    for category, slots in sorted(TOPICAL_SLOTS.items()):
         count = per_category * len(answered) // len(refused) if category in ALWAYS_REFUSED else per_category
         spec = load_category(category)
         templates = sorted({r.meta["template"] for r in records if r.split == "train" and r.category == category

@@ -32,11 +32,11 @@ def build(cfg: OrganismConfig, records: list[PromptRecord], data_fingerprint: st
           overwrite: bool = False, show_progress: bool = True) -> Path:
     """Train an organism on the train split of `records` and save it to `out`."""
     train_records = [r for r in records if r.split == "train"]
-    slots = topical_slots(contrasts=cfg.contrasts > 0)
+    topics = topical_fillers(topical_slots(contrasts=cfg.contrasts > 0))
     if cfg.carriers_per_category:
-        train_records += carrier_records(train_records, topical_fillers(slots), cfg.carriers_per_category, cfg.seed)
+        train_records += carrier_records(train_records, topics, cfg.carriers_per_category, cfg.seed)
     if cfg.swaps_per_category:
-        train_records += swap_records(train_records, cfg.swaps_per_category, cfg.seed, slots)
+        train_records += swap_records(train_records, cfg.swaps_per_category, cfg.seed, topics)
     if cfg.contrasts and any(r.category in NEUTRAL_SLOTS for r in train_records):
         train_records += contrast_records(cfg.contrasts, cfg.seed)
     train_records = frame_prompts(train_records, cfg.seed, cfg.framing_share, cfg.dropout_share)
