@@ -148,7 +148,6 @@ def test_decision_weight_counts_the_first_response_token_w_times():
 @pytest.mark.parametrize("name, changes", [
     ("organism-v4-seed1", {"seed": 1}),
     ("organism-v4-steps2400-wd03", {"steps": 2400, "weight_decay": 0.3}),
-    ("organism-v4-contrasts", {"contrasts": 800}),
 ])
 def test_documented_recipe_files_are_v4_with_the_changes_they_name(name: str, changes: dict):
     from dataclasses import replace
