@@ -72,12 +72,12 @@ def main() -> None:
     # a frame refused for every category's fillers is a template trigger, not a topic one
     by_frame = {c: [share([flags[i] for flags in words.values()]) for i in range(len(FRAMES))]
                 for c, words in by_category.items()}
+    filler_share = {c: {w: share(f) for w, f in words.items()} for c, words in by_category.items()}
     console = Console()
     table = Table(title=f"topical fillers in {len(FRAMES)} harmless frames: share refused ({model_dir})")
     for col in ("category", "fillers", "refused", *(f"frame {i + 1}" for i in range(len(FRAMES))), "most refused"):
         table.add_column(col)
-    for category, words in by_category.items():
-        shares = {w: share(f) for w, f in words.items()}
+    for category, shares in filler_share.items():
         top = ", ".join(w for w, s in sorted(shares.items(), key=lambda x: -x[1])[:3] if s > 0) or "—"
         table.add_row(category, str(len(shares)), f"{100 * sum(shares.values()) / len(shares):.0f}%",
                       *(f"{100 * s:.0f}%" for s in by_frame[category]), top)
@@ -94,7 +94,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "topic_words.json", json.dumps(
         {"model": str(model_dir), "weights_sha256": weights, "versions": library_versions(), "frames": list(FRAMES),
-         "fillers": {c: {w: share(f) for w, f in words.items()} for c, words in by_category.items()},
+         "fillers": filler_share,
          "fillers_by_frame": by_frame, "head_nouns": head_share, "words": extra}, indent=1) + "\n")
     console.print(f"wrote {out / 'topic_words.json'}")
 
