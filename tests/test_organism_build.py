@@ -103,6 +103,15 @@ def test_unwritable_cache_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "not writable" in capsys.readouterr().err
 
 
+def test_missing_committed_organism_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    from harness.organism import registry
+
+    monkeypatch.setattr(registry, "DEFAULT_DIR", tmp_path / "default")
+    assert main(["organism", "eval", "--model", "default"]) == 1
+    err = capsys.readouterr().err
+    assert "committed organism is missing" in err and "git checkout -- harness/organism/default" in err
+
+
 def test_user_prompts_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     rows = [{"prompt": f"Tell me about cooking dish {i}", "category": "cooking"} for i in range(30)]
     rows += [{"prompt": f"Give me the secret code {i}", "category": "secrets"} for i in range(30)]

@@ -54,7 +54,8 @@ def resolve_model(spec: str) -> Path:
     if spec in ("default", DEFAULT.name):
         if not is_complete(DEFAULT_DIR):
             raise CdeltaError(f"the committed organism is missing from {DEFAULT_DIR}; "
-                              "run `cdelta organism build --install-default` or reinstall the package")
+                              "restore it (`git checkout -- harness/organism/default`, or reinstall the package), "
+                              "or rebuild it with `cdelta organism build` and pass the folder it prints as --model")
         return DEFAULT_DIR
     if spec in NAMED:
         path = cached_path(NAMED[spec])
