@@ -103,6 +103,16 @@ def test_unwritable_cache_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "not writable" in capsys.readouterr().err
 
 
+def test_committed_organism_is_the_default_config_with_its_checksum():
+    """The folder every demo and leaderboard uses must be the build of DEFAULT, byte for byte as recorded."""
+    from harness.organism.config import DEFAULT
+    from harness.organism.registry import DEFAULT_DIR, verify_default
+
+    assert OrganismConfig.from_dict(read_manifest(DEFAULT_DIR)["config"]) == DEFAULT
+    same, built, committed = verify_default(DEFAULT_DIR)
+    assert same and built == read_manifest(DEFAULT_DIR)["weights_sha256"]
+
+
 def test_missing_committed_organism_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     from harness.organism import registry
 
