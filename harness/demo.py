@@ -53,14 +53,13 @@ DEMO_ENGINE = "hf"
 def _organism(small: bool, console: Console) -> Path:
     if not small:
         return registry.resolve_model(DEFAULT.name)
-    from harness.organism.build import build
+    from harness.organism.build import build_on_suite
 
     path = registry.cached_path(SMALL)
     if not registry.is_complete(path):
         registry.check_writable(path.parent)
         console.print("building the --small organism (about a minute)")
-        build(SMALL, generate_suite(SMALL.suite_seed, SMALL.suite_counts),
-              suite_fingerprint(SMALL.suite_seed, SMALL.suite_counts), path)
+        build_on_suite(SMALL, path)
     return path
 
 

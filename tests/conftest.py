@@ -25,11 +25,8 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_organism(private_cache: Path) -> Path:
     """The --small organism, built once per test session where `cdelta ... --small` looks for it."""
-    from harness.organism.build import build
+    from harness.organism.build import build_on_suite
     from harness.organism.config import SMALL
     from harness.organism.registry import cached_path
-    from tasks.suite.generate import generate_suite, suite_fingerprint
 
-    records = generate_suite(SMALL.suite_seed, SMALL.suite_counts)
-    return build(SMALL, records, suite_fingerprint(SMALL.suite_seed, SMALL.suite_counts), cached_path(SMALL),
-                 show_progress=False)
+    return build_on_suite(SMALL, cached_path(SMALL), show_progress=False)

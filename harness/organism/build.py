@@ -21,6 +21,7 @@ from harness.organism.augment import (NEUTRAL_SLOTS, carrier_records, contrast_r
 from harness.organism.config import OrganismConfig
 from harness.organism.tokenizer import train_tokenizer
 from harness.organism.train import encode, train
+from tasks.suite.generate import generate_suite, suite_fingerprint
 from tasks.suite.records import PromptRecord
 
 MANIFEST = "organism.json"
@@ -89,6 +90,12 @@ def build(cfg: OrganismConfig, records: list[PromptRecord], data_fingerprint: st
     finally:
         torch.set_num_threads(threads_before)
     return out
+
+
+def build_on_suite(cfg: OrganismConfig, out: Path, overwrite: bool = False, show_progress: bool = True) -> Path:
+    """Train on the embedded suite's draw that `cfg` names, fingerprinted so the manifest says which."""
+    return build(cfg, generate_suite(cfg.suite_seed, cfg.suite_counts), suite_fingerprint(cfg.suite_seed, cfg.suite_counts),
+                 out, overwrite=overwrite, show_progress=show_progress)
 
 
 def read_manifest(folder: Path) -> dict:

@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.organism import registry
-from harness.organism.build import build, read_manifest
+from harness.organism.build import build_on_suite, read_manifest
 from harness.organism.config import DEFAULT
-from tasks.suite.generate import generate_suite, suite_fingerprint
 
 
 def main() -> None:
@@ -31,8 +30,7 @@ def main() -> None:
     cfg = registry.NAMED[args.config]
     out = Path(args.out)
     began = time.perf_counter()
-    folder = build(cfg, generate_suite(cfg.suite_seed, cfg.suite_counts),
-                   suite_fingerprint(cfg.suite_seed, cfg.suite_counts), out / cfg.name, overwrite=True)
+    folder = build_on_suite(cfg, out / cfg.name, overwrite=True)
     wall = time.perf_counter() - began
     manifest = read_manifest(folder)
     tokens = manifest["train_tokens_per_step"] * cfg.steps

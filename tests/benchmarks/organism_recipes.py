@@ -26,11 +26,10 @@ from cdelta.atomic import atomic_write_text
 from cdelta.errors import CdeltaError
 from cdelta.provenance import library_versions
 from harness.organism import registry
-from harness.organism.build import build, read_manifest
+from harness.organism.build import build_on_suite, read_manifest
 from harness.organism.config import OrganismConfig
 from harness.organism.evaluate import MAX_NEW_TOKENS, evaluate
 from tasks.suite.categories import CATEGORIES, POLICY_CATEGORIES
-from tasks.suite.generate import generate_suite, suite_fingerprint
 
 
 def with_seed(cfg: OrganismConfig, seed: int) -> OrganismConfig:
@@ -47,8 +46,7 @@ def built(cfg: OrganismConfig, folder: Path, console: Console) -> dict:
         console.print(f"reusing {folder}")
         return manifest
     console.print(f"building [bold]{cfg.name}[/] seed {cfg.seed} into {folder}")
-    build(cfg, generate_suite(cfg.suite_seed, cfg.suite_counts), suite_fingerprint(cfg.suite_seed, cfg.suite_counts),
-          folder)
+    build_on_suite(cfg, folder)
     return read_manifest(folder)
 
 
