@@ -133,7 +133,7 @@ V7 = replace(V4, name="organism-v7", decision_weight=4.0)
 V8 = replace(V4, name="organism-v8", decision_weight=2.0)
 # organism-v9: v4 with 800 contrast items (malware's everyday nouns in answered requests, no longer taught as
 # malware topics). Two seeds meet 12 and 11 of 15 targets against v4's 10 and 9 (docs/organism.md, "Contrast
-# items"); the committed default since v4. (v5 and v6 are the names of the two recipes of commit 6de854c, below.)
+# items"); the committed default, replacing v4. (v5 and v6 are the names of the two recipes of commit 6de854c, below.)
 V9 = replace(V4, name="organism-v9", contrasts=800)
 # Two later recipes were trained and measured and did not replace v4 (docs/organism.md); their suite
 # and configs are commit 6de854c in main's history, so that main's suite stays the one v4 was trained on.
