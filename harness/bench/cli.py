@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default",
-                        help="model folder, or organism-v3 / organism-small (default: the committed organism)")
+                        help="model folder, or an organism name such as organism-small (default: the committed organism)")
     parser.add_argument("--backends", type=comma_names, default=("noop",),
                         help="comma-separated backends: noop, actadd, cast, cdelta, dense, random (default noop)")
     parser.add_argument("--artifact", action="append", default=[], metavar="BACKEND=PATH",
