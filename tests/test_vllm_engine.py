@@ -109,13 +109,18 @@ def test_greedy_outputs_match_the_transformers_engine(backend: str, positions: P
 @pytest.mark.parametrize("read", ["instruction", "post_instruction"])
 def test_both_condition_reads_decide_as_on_the_transformers_engine(read: str, fitted: Path, mixed: list[str],
                                                                      hf_engine: HFEngine, vllm_engine: VLLMEngine) -> None:
-    """The fitted condition moved to `read` (Fisher-scored), its threshold at the median of the mixed prompts'
-    scores on transformers, so that the batch splits: vLLM's worker must read the same positions."""
+    """The fitted condition moved to `read` (Fisher-scored), its threshold in the middle of the widest gap
+    between the mixed prompts' scores on transformers, near their median, so that the batch splits:
+    vLLM's worker must read the same positions. A threshold on one prompt's own score would leave
+    that prompt's decision to float rounding, which differs between the engines."""
     artifact = load_artifact(fitted / "cast.json")
     moved = dataclasses.replace(artifact.condition, read=read, method="lda")  # type: ignore[arg-type]
     means = read_prompts(hf_engine.model, hf_engine.tokenizer, mixed, [moved.layer], read_mean(read, *moved.span))[0]  # type: ignore[arg-type]
-    split = dataclasses.replace(moved, threshold=float(condition_scores(means, moved.vector, "lda").median()),
-                                comparator="above")
+    scores = condition_scores(means, moved.vector, "lda").sort().values
+    middle = range(len(scores) // 4, 3 * len(scores) // 4)
+    widest = max(middle, key=lambda i: float(scores[i + 1] - scores[i]))
+    assert scores[widest + 1] - scores[widest] > 1e-3, "no clear gap between the prompts' scores to put a threshold in"
+    split = dataclasses.replace(moved, threshold=float(scores[widest] + scores[widest + 1]) / 2, comparator="above")
     on_hf, on_vllm = (Cast(split, artifact.additions(), artifact.positions) for _ in range(2))
     expected = hf_engine.with_intervention(on_hf).generate(mixed, PARAMS)
     assert seen(vllm_engine.with_intervention(on_vllm).generate(mixed, PARAMS)) == seen(expected)

@@ -63,7 +63,8 @@ def selectivity_capability(report: ReportFile, scores: dict[str, float], path: P
             points.setdefault((x, y), []).append(b.backend)
     for (x, y), names in points.items():  # a legend, not labels beside the points: close points made labels overlap
         ax.scatter([x], [y], s=40, label=", ".join(names))
-    ax.legend(fontsize=8, loc="best")
+    if points:
+        ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("utility retention (vs noop)" if use_retention else "utility accuracy")
     ax.set_ylabel("selectivity score")
     ax.axhline(0, color="grey", lw=0.8, ls=":")
