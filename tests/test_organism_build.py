@@ -108,9 +108,10 @@ def test_committed_organism_is_the_default_config_with_its_checksum():
     from harness.organism.config import DEFAULT
     from harness.organism.registry import DEFAULT_DIR, verify_default
 
-    assert OrganismConfig.from_dict(read_manifest(DEFAULT_DIR)["config"]) == DEFAULT
-    same, built, committed = verify_default(DEFAULT_DIR)
-    assert same and built == read_manifest(DEFAULT_DIR)["weights_sha256"]
+    manifest = read_manifest(DEFAULT_DIR)
+    assert OrganismConfig.from_dict(manifest["config"]) == DEFAULT
+    same, built, _ = verify_default(DEFAULT_DIR)
+    assert same and built == manifest["weights_sha256"]
 
 
 def test_missing_committed_organism_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
