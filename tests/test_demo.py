@@ -101,11 +101,13 @@ def test_random_draws_are_separate_slices_of_the_circuits_size(small_organism: P
         assert n in study["k_sweeps"]
 
 
-def test_a_study_needs_one_random_draw_at_least():
+def test_a_study_needs_one_random_draw_and_one_dev_utility_item_at_least():
     from harness.edit_study import StudyConfig
 
     with pytest.raises(CdeltaError, match="random_draws must be at least 1"):
         StudyConfig(random_draws=0)
+    with pytest.raises(CdeltaError, match="dev_utility must be at least 1"):
+        StudyConfig(dev_utility=0)
 
 
 def test_report_numbers_are_the_logs_counts(demo_run: Path):

@@ -2,6 +2,7 @@
 
     python tests/benchmarks/edit_all_categories.py [--out runs/edit-all] [--model M] [--categories a,release:b] [--mlp-groups G]
         [--mine-rounds R] [--variants circuit,random,dense] [--random-draws N] [--curve-points P] [--ks 0.25,0.5]
+        [--dev-utility U]
 
 For every category: localize within the budget, ΔθC on the circuit and on the random and dense
 ablations (the random one drawn N times), k chosen on dev, all measured on the test split. Prints
@@ -49,6 +50,8 @@ def main() -> None:
                         help="points of each circuit's faithfulness curve")
     parser.add_argument("--ks", type=scales, default=StudyConfig.ks,
                         help="comma-separated scales k the dev split chooses among")
+    parser.add_argument("--dev-utility", type=int, default=StudyConfig.dev_utility,
+                        help="dev utility items the retention floor is checked on (the dev split has 600)")
     args = parser.parse_args()
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
@@ -62,7 +65,8 @@ def main() -> None:
         policy = category if ":" in category else f"refuse:{category}"
         study = StudyConfig(policy=policy, budget=args.budget, contrast=args.contrast,
                             mlp_groups=args.mlp_groups, cost_exponent=args.cost_exponent,
-                            random_draws=args.random_draws, curve_points=args.curve_points, ks=args.ks)
+                            random_draws=args.random_draws, curve_points=args.curve_points, ks=args.ks,
+                            dev_utility=args.dev_utility)
         study = replace(study, edit=replace(study.edit, mine_rounds=args.mine_rounds))
         summary = run_study(model, records, study, Path(args.out) / category.replace(":", "-"), console,
                             variants=tuple(args.variants.split(",")), write_edited_checkpoint=False)
