@@ -87,7 +87,8 @@ class StudyConfig:
         if self.random_draws < 1:
             raise CdeltaError(f"random_draws must be at least 1 (got {self.random_draws})")
         if self.dev_utility < 1:
-            raise CdeltaError(f"dev_utility must be at least 1: utility retention is measured on it (got {self.dev_utility})")
+            raise CdeltaError(f"dev_utility must be at least 1: utility retention is measured on it "
+                              f"(got {self.dev_utility})")
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "edit": self.edit.to_dict()}
