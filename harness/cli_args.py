@@ -1,10 +1,16 @@
-"""Argument forms that several commands share: comma-separated names and BACKEND=PATH artifacts."""
+"""Argument forms that several commands share: the model to run, comma-separated names and BACKEND=PATH artifacts."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from cdelta.errors import CdeltaError
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """`--model` of the commands that run a model as it is (eval, bench): the committed organism unless told."""
+    parser.add_argument("--model", default="default",
+                        help="model folder, or an organism name such as organism-small (default: the committed organism)")
 
 
 def comma_names(text: str) -> tuple[str, ...]:

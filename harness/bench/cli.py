@@ -10,7 +10,7 @@ from cdelta.atomic import atomic_write_text
 from cdelta.commands import Command
 from cdelta.errors import CdeltaError
 from harness.bench.prompts import DEFAULT_PROMPTS
-from harness.cli_args import comma_names, parse_artifacts
+from harness.cli_args import add_model_argument, comma_names, parse_artifacts
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -49,8 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="default",
-                        help="model folder, or an organism name such as organism-small (default: the committed organism)")
+    add_model_argument(parser)
     parser.add_argument("--backends", type=comma_names, default=("noop",),
                         help="comma-separated backends: noop, actadd, cast, cdelta, dense, random (default noop)")
     parser.add_argument("--artifact", action="append", default=[], metavar="BACKEND=PATH",

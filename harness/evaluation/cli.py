@@ -10,7 +10,7 @@ from rich.console import Console
 
 from backends.generation import GenerationParams
 from cdelta.commands import Command
-from harness.cli_args import comma_names, parse_artifacts
+from harness.cli_args import add_model_argument, comma_names, parse_artifacts
 
 if TYPE_CHECKING:
     from harness.evaluation.runner import EvalRequest
@@ -56,8 +56,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="default",
-                        help="model folder, or an organism name such as organism-small (default: the committed organism)")
+    add_model_argument(parser)
     parser.add_argument("--backends", type=comma_names, default=("noop",), help="comma-separated backends (default noop)")
     parser.add_argument("--tasks", type=comma_names,
                         help="comma-separated tasks (default: category_refusal,over_refusal,utility)")
