@@ -117,7 +117,6 @@ def topical_slots(contrasts: bool) -> dict[str, tuple[str, ...]]:
     if not contrasts:
         return dict(TOPICAL_SLOTS)
     out = {c: tuple(s for s in slots if s not in NEUTRAL_SLOTS.get(c, ())) for c, slots in TOPICAL_SLOTS.items()}
-    out['malware'] = out['malware'] + ('system',)  # experiment (organism-v13, v14): {system} taught as a malware topic although contrasts are on
     return {c: slots for c, slots in out.items() if slots}
 
 
