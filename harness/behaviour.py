@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rich.progress import Progress
 
 from backends.generation import GenerationParams, Generator
-from harness.stats import Rate, mean_abs_change
+from harness.stats import Rate, mean_abs_change, paired_ratio_interval
 from tasks.answers import exact_match
 from tasks.refusal_judge import is_refusal
 from tasks.suite.categories import ALWAYS_REFUSED, POLICY_CATEGORIES
@@ -111,6 +111,16 @@ class Selectivity:
 
     def to_dict(self) -> dict[str, float | str]:
         return {**self.__dict__, "score": self.score}
+
+
+def retention_interval(base: Behaviour, edited: Behaviour, seed: int = 0) -> tuple[float, float]:
+    """95% interval of utility retention (edited / base exact match), paired over the utility items both
+    answered; the two must come from `measure` on the same items."""
+    right = {s["id"]: bool(s["correct"]) for s in base.samples if "correct" in s}
+    pairs = [(right[s["id"]], bool(s["correct"])) for s in edited.samples if "correct" in s and s["id"] in right]
+    if len(pairs) != len(right):
+        raise ValueError("retention needs both models measured on the same utility items")
+    return paired_ratio_interval([b for b, _ in pairs], [e for _, e in pairs], seed=seed)
 
 
 def selectivity(base: Behaviour, edited: Behaviour, target: str, action: str = "refuse") -> Selectivity:

@@ -34,7 +34,7 @@ from cdelta.patch import CircuitRef, Patch, save_patch, with_k
 from cdelta.policy import Policy, parse_policy
 from cdelta.slice_sets import model_shapes
 from cdelta.sweep import sweep_k
-from harness.behaviour import Behaviour, Selectivity, measure, selectivity
+from harness.behaviour import Behaviour, Selectivity, measure, retention_interval, selectivity
 from harness.policy_data import Contrast, contrast_pairs, edit_examples, opening_ids, subsample
 from tasks.suite.categories import ALWAYS_REFUSED, CATEGORIES, POLICY_CATEGORIES
 from tasks.suite.records import PromptRecord
@@ -193,11 +193,11 @@ def run_study(model_dir: Path, records: list[PromptRecord], cfg: StudyConfig, ou
     chosen: dict[str, Patch] = {}
     sweeps = {}
     for variant, patch in patches.items():
-        def score(k: float, patch: Patch = patch) -> tuple[float, float]:
+        def score(k: float, patch: Patch = patch) -> tuple[float, ...]:
             with patched(model, with_k(patch, k)):
                 seen = measure(engine, dev, params, f"{variant} k={k:g}")
             s = selectivity(base_dev, seen, policy.category, policy.action)
-            return s.score, s.utility_retention, s.always_refused_drop
+            return (s.score, s.utility_retention, s.always_refused_drop, *retention_interval(base_dev, seen, cfg.seed))
 
         sweep = stage(f"sweep k for {variant}", lambda: sweep_k(score, cfg.ks, cfg.retention_floor,
                                                                  cfg.max_refusal_drop))

@@ -5,6 +5,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 Z95 = 1.959963984540054
 
 
@@ -47,3 +49,22 @@ def mean_abs_change(now: Mapping[str, float], before: Mapping[str, float], categ
     if not categories:
         return math.nan
     return sum(abs(now[c] - before[c]) for c in categories) / len(categories)
+
+
+def paired_ratio_interval(base: Sequence[bool], edited: Sequence[bool], draws: int = 2000,
+                          seed: int = 0) -> tuple[float, float]:
+    """95% paired-bootstrap interval of mean(edited) / mean(base) over the same items.
+
+    Utility retention is this ratio, and a k is kept only when it meets a floor: on 200 items a few
+    answers decide that, so the sweep shows how wide the estimate is. Items are resampled together,
+    so an edit that keeps every answer gets (1, 1), however few items there are."""
+    if len(base) != len(edited) or not base:
+        raise ValueError(f"need the same non-empty items for both models (got {len(base)} and {len(edited)})")
+    b, e = np.asarray(base, dtype=float), np.asarray(edited, dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(b), size=(draws, len(b)))
+    base_sums = b[picks].sum(axis=1)
+    ratios = e[picks].sum(axis=1)[base_sums > 0] / base_sums[base_sums > 0]
+    if not len(ratios):
+        return (math.nan, math.nan)
+    lo, hi = np.quantile(ratios, [0.025, 0.975])
+    return (float(lo), float(hi))

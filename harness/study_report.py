@@ -48,17 +48,24 @@ def _drop(value: float | None) -> str:
     return "—" if value is None else f"{_pct(value)} pts"
 
 
+def _retention(point: dict) -> str:
+    """Dev utility retention, with its 95% interval where the sweep measured one (schema 3)."""
+    low, high = point.get("retention_low"), point.get("retention_high")
+    interval = "" if low is None or high is None else f" [{low:.3f}, {high:.3f}]"
+    return f"{point['retention']:.3f}{interval}"
+
+
 def _variants_table(summary: dict) -> list[str]:
     """Every variant's chosen k and size, with its dev-split sweep point and, when measured, its test selectivity."""
     tested = all("selectivity" in d for d in summary["variants"].values())
-    head = "| variant | k | params changed | dev score | dev utility retention | dev always-refused drop |"
+    head = "| variant | k | params changed | dev score | dev utility retention [95% interval] | dev always-refused drop |"
     if tested:
         head += (" target refusal (base) | off-target mean abs change | always-refused min | benign refusal |"
                  " borderline refusal | utility retention | score |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for v, d in summary["variants"].items():
         point = _dev_point(summary["k_sweeps"][v], d["k"])
-        dev = "— | — | —" if point is None else (f"{point['selectivity']:.3f} | {point['retention']:.3f} | "
+        dev = "— | — | —" if point is None else (f"{point['selectivity']:.3f} | {_retention(point)} | "
                                                  f"{_drop(point.get('refusal_drop'))}")
         row = f"| {v} | {d['k']:g} | {d['params_changed']:,} ({_pct(d['params_fraction'])}%) | {dev} |"
         if tested:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import pytest
+
 from backends.generation import Generation, GenerationParams
-from harness.behaviour import family_misses, measure
+from harness.behaviour import family_misses, measure, retention_interval
 from tasks.suite.records import PromptRecord
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -55,3 +57,19 @@ def test_family_misses_skips_unlabelled_samples() -> None:
                    show_progress=False)
     assert seen.samples[0]["missed"] is None
     assert family_misses(seen.samples) == []
+
+
+def test_retention_interval_is_paired_over_the_same_utility_items() -> None:
+    items = [record(i, "utility", "plural/do-you-know", "comply", answer=f"w{i}") for i in range(40)]
+    right = {f"prompt {i}": f"The answer is w{i}." for i in range(40)}
+    base = measure(Scripted(right), items, GenerationParams(), show_progress=False)
+    same = measure(Scripted(right), items, GenerationParams(), show_progress=False)
+    assert retention_interval(base, same) == (1.0, 1.0)  # every answer kept: no spread, however few items
+    four_lost = {**right, **{f"prompt {i}": "No idea." for i in range(4)}}
+    worse = measure(Scripted(four_lost), items, GenerationParams(), show_progress=False)
+    low, high = retention_interval(base, worse)
+    assert low < 0.9 < high <= 1.0  # 36 of 40 kept: the point estimate 0.9 lies inside
+    assert retention_interval(base, worse) == (low, high)  # seeded: the same sweep gives the same interval
+    fewer = measure(Scripted(right), items[:-1], GenerationParams(), show_progress=False)
+    with pytest.raises(ValueError, match="same utility items"):
+        retention_interval(base, fewer)

@@ -44,7 +44,9 @@ def test_study_report_numbers_match_the_study(demo_run: Path):
     for variant, d in study["variants"].items():
         point = next(p for p in study["k_sweeps"][variant]["points"] if p["k"] == d["k"])
         assert (f"| {variant} | {d['k']:g} | {d['params_changed']:,} ({100 * d['params_fraction']:.1f}%) | "
-                f"{point['selectivity']:.3f} | {point['retention']:.3f} | {100 * point['refusal_drop']:.1f} pts |") in report
+                f"{point['selectivity']:.3f} | {point['retention']:.3f} [{point['retention_low']:.3f}, "
+                f"{point['retention_high']:.3f}] | {100 * point['refusal_drop']:.1f} pts |") in report
+        assert point["retention_low"] <= point["retention"] <= point["retention_high"]
         assert study["k_sweeps"][variant]["max_refusal_drop"] == 0.05
         assert point["refusal_drop"] <= 0.05 + TOLERANCE or study["k_sweeps"][variant]["best_k"] is None
     circuit = json.loads((demo_run / "study" / "circuit.json").read_text())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cdelta.sweep import KSweep, sweep_k
 
 # k: (selectivity, retention, largest fall in always-refused refusal)
@@ -36,7 +38,7 @@ def test_no_k_meets_the_floor() -> None:
 def test_sweep_is_saved_plotted_and_read_back(tmp_path) -> None:
     sweep = sweep_k(lambda k: SCORES[k], SCORES, retention_floor=0.95, max_refusal_drop=0.05)
     data = json.loads(sweep.save(tmp_path / "sweep.json").read_text())
-    assert data["best_k"] == 1.0 and len(data["points"]) == 5 and data["schema_version"] == 2
+    assert data["best_k"] == 1.0 and len(data["points"]) == 5 and data["schema_version"] == 3
     assert data["max_refusal_drop"] == 0.05 and data["points"][2]["refusal_drop"] == 0.10
     assert KSweep.from_dict(data) == sweep
     png = sweep.plot(tmp_path / "sweep.png")
@@ -49,3 +51,18 @@ def test_a_schema_1_sweep_reads_as_unguarded(tmp_path) -> None:
     sweep = KSweep.from_dict(old)
     assert sweep.max_refusal_drop is None and sweep.points[0].refusal_drop is None and sweep.best_k == 1.0
     assert sweep.plot(tmp_path / "old.png").is_file()
+
+
+def test_a_retention_interval_is_kept_read_back_and_plotted_but_does_not_choose(tmp_path) -> None:
+    with_interval = {k: (*v, v[1] - 0.05, min(1.0, v[1] + 0.05)) for k, v in SCORES.items()}
+    sweep = sweep_k(lambda k: with_interval[k], with_interval, retention_floor=0.95, max_refusal_drop=0.05)
+    assert sweep.best_k == sweep_k(lambda k: SCORES[k], SCORES, retention_floor=0.95, max_refusal_drop=0.05).best_k
+    data = json.loads(sweep.save(tmp_path / "sweep.json").read_text())
+    assert data["schema_version"] == 3 and data["points"][1]["retention_low"] == 0.99 - 0.05
+    assert KSweep.from_dict(data) == sweep
+    assert sweep.plot(tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_score_of_the_wrong_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="3 or 5 numbers"):
+        sweep_k(lambda k: (0.5, 1.0), [1.0], retention_floor=0.9)
