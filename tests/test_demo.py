@@ -3,6 +3,7 @@ rerun reuses every stage, and the shipped checkpoint is the base plus the patch.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def test_study_report_numbers_match_the_study(demo_run: Path):
         assert (f"| {variant} | {d['k']:g} | {d['params_changed']:,} ({100 * d['params_fraction']:.1f}%) | "
                 f"{point['selectivity']:.3f} | {point['retention']:.3f} [{point['retention_low']:.3f}, "
                 f"{point['retention_high']:.3f}] | {100 * point['refusal_drop']:.1f} pts |") in report
-        assert point["retention_low"] <= point["retention"] <= point["retention_high"]
+        if math.isfinite(point["retention"]):  # NaN where the small organism answers no dev utility item
+            assert point["retention_low"] <= point["retention"] <= point["retention_high"]
         assert study["k_sweeps"][variant]["max_refusal_drop"] == 0.05
         assert point["refusal_drop"] <= 0.05 + TOLERANCE or study["k_sweeps"][variant]["best_k"] is None
     circuit = json.loads((demo_run / "study" / "circuit.json").read_text())
