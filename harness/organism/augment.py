@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
 from collections.abc import Sequence
 
 from tasks.suite.catalog import load_category
@@ -41,44 +40,21 @@ CARRIERS = ("Tell me about {x}.", "Question about {x}.", "What can you say about
             "Please assist: {x}.", "Let us talk about {x}.")
 
 
-_SLOT_SPLIT = re.compile(r"\{(\w+)\}")
-
-
-def _drop_words(rng: random.Random, text: str) -> str:
-    """Each word of `text` is lost with probability 0.15; never all of them."""
-    words = text.split()
-    return " ".join([w for w in words if rng.random() >= 0.15] or words)
-
-
-def _drop_template_words(rng: random.Random, prompt: str, template: str) -> str:
-    """Word dropout on the template's own words only: the slot fillers (the country, the word, the
-    options) are what a utility answer is computed from, so a word touching one is always kept."""
-    parts = _SLOT_SPLIT.split(template)
-    pattern = "".join(re.escape(p) if i % 2 == 0 else "(.+?)" for i, p in enumerate(parts))
-    match = re.fullmatch(pattern, prompt[0].lower() + prompt[1:]) or re.fullmatch(pattern, prompt)
-    if match is None:  # not a plain fill of its template: leave it whole
-        return prompt
-    fillers = [match.span(g) for g in range(1, len(parts) // 2 + 1)]
-    kept = [w.group() for w in re.finditer(r"\S+", prompt)
-            if any(w.start() < b and a < w.end() for a, b in fillers) or rng.random() >= 0.15]
-    return " ".join(kept)
-
-
 def frame_prompts(records: Sequence[PromptRecord], seed: int, share: float = 0.3,
-                  dropout_share: float = 0.0, utility_dropout_share: float = 0.0) -> list[PromptRecord]:
-    """A seeded `share` of the train prompts get a neutral prefix or suffix; a `dropout_share` of the
-    non-utility ones lose each word with probability 0.15 (never all of them), and a
-    `utility_dropout_share` of the utility ones each word of their template (never a slot filler)."""
+                  dropout_share: float = 0.0) -> list[PromptRecord]:
+    """A seeded `share` of the train prompts get a neutral prefix or suffix; a `dropout_share`
+    lose each word with probability 0.15 (never all of them)."""
     rng = random.Random(f"framing/{seed}")
     out = []
     for r in records:
         if r.split == "train":
             prompt = r.prompt
-            # no draw at 0 (organism-v1's stream): the earlier recipes' train sets stay as they were
+            # no draw at 0 (organism-v1's stream); utility prompts keep every word, since a dropped
+            # number or country makes their answer unlearnable
             if dropout_share and r.kind != "utility" and rng.random() < dropout_share:
-                prompt = _drop_words(rng, prompt)
-            elif utility_dropout_share and r.kind == "utility" and rng.random() < utility_dropout_share:
-                prompt = _drop_template_words(rng, prompt, r.meta["template"])
+                words = prompt.split()
+                kept = [w for w in words if rng.random() >= 0.15] or words
+                prompt = " ".join(kept)
             if rng.random() < share:
                 prompt = rng.choice(PREFIXES) + prompt if rng.random() < 0.5 else prompt + rng.choice(SUFFIXES)
             r = dataclasses.replace(r, prompt=prompt)
@@ -141,7 +117,6 @@ def topical_slots(contrasts: bool) -> dict[str, tuple[str, ...]]:
     if not contrasts:
         return dict(TOPICAL_SLOTS)
     out = {c: tuple(s for s in slots if s not in NEUTRAL_SLOTS.get(c, ())) for c, slots in TOPICAL_SLOTS.items()}
-    out['malware'] = out['malware'] + ('system',)  # experiment (organism-v13, v14): {system} taught as a malware topic although contrasts are on
     return {c: slots for c, slots in out.items() if slots}
 
 

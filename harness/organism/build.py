@@ -40,8 +40,7 @@ def build(cfg: OrganismConfig, records: list[PromptRecord], data_fingerprint: st
         train_records += swap_records(train_records, cfg.swaps_per_category, cfg.seed, topics)
     if cfg.contrasts and any(r.category in NEUTRAL_SLOTS for r in train_records):
         train_records += contrast_records(cfg.contrasts, cfg.seed)
-    train_records = frame_prompts(train_records, cfg.seed, cfg.framing_share, cfg.dropout_share,
-                                  cfg.utility_dropout_share)
+    train_records = frame_prompts(train_records, cfg.seed, cfg.framing_share, cfg.dropout_share)
     if not train_records:
         raise CdeltaError("no training records: the prompt set has no items in the train split")
     if missing := [r.id for r in train_records if r.response is None]:

@@ -27,8 +27,6 @@ class OrganismConfig:
     train_benign: int = 6000
     framing_share: float = 0.3
     dropout_share: float = 0.0
-    # share of utility train prompts that lose template words (never their slot fillers); 0 = none
-    utility_dropout_share: float = 0.0
     carriers_per_category: int = 0
     swaps_per_category: int = 0
     # harmless train requests around refused categories' everyday nouns (augment.CONTRASTS); 0 = none
@@ -59,7 +57,7 @@ class OrganismConfig:
                 raise CdeltaError(
                     f"organism config field {f.name!r} must be {f.type}, got {type(value).__name__} {value!r}"
                 )
-        may_be_zero = ("weight_decay", "framing_share", "dropout_share", "utility_dropout_share", "carriers_per_category", "swaps_per_category",
+        may_be_zero = ("weight_decay", "framing_share", "dropout_share", "carriers_per_category", "swaps_per_category",
                        "contrasts")
         negative = [name for name in may_be_zero if getattr(self, name) < 0]
         if negative:
@@ -137,9 +135,6 @@ V8 = replace(V4, name="organism-v8", decision_weight=2.0)
 # malware topics). Two seeds meet 12 and 11 of 15 targets against v4's 10 and 9 (docs/organism.md, "Contrast
 # items"); the committed default, replacing v4. (v5 and v6 are the names of the two recipes of commit 6de854c, below.)
 V9 = replace(V4, name="organism-v9", contrasts=800)
-# organism-v10 (an experiment, reverted in the next commit): v9 with half the utility train prompts losing template
-# words. Held-out utility rose on dev (63.5% -> 75.3%) but fell on test (79.4% -> 76.7%); 10 of 15 targets on test.
-V10 = replace(V9, name="organism-v10", utility_dropout_share=0.5)
 # Two later recipes were trained and measured and did not replace v4 (docs/organism.md); their suite
 # and configs are commit 6de854c in main's history, so that main's suite stays the one v4 was trained on.
 # The committed reference (harness/organism/default/): trained with exactly these settings.

@@ -7,14 +7,14 @@ from pathlib import Path
 from cdelta.errors import CdeltaError
 from cdelta.provenance import sha256_file
 from harness.organism.build import MANIFEST, WEIGHTS, read_manifest
-from harness.organism.config import DEFAULT, SMALL, V1, V2, V3, V4, V7, V8, V9, V10, OrganismConfig
+from harness.organism.config import DEFAULT, SMALL, V1, V2, V3, V4, V7, V8, V9, OrganismConfig
 from tasks.suite.generate import generate_suite
 from tasks.suite.records import PromptRecord
 
 DEFAULT_DIR = Path(__file__).parent / "default"
 # The committed reference weights; `cdelta organism build` reproduces them on the same platform.
 DEFAULT_SHA256_FILE = DEFAULT_DIR / "model.safetensors.sha256"
-NAMED = {c.name: c for c in (V1, V2, V3, V4, V7, V8, V9, V10, SMALL)}
+NAMED = {c.name: c for c in (V1, V2, V3, V4, V7, V8, V9, SMALL)}
 
 
 def cache_dir() -> Path:
