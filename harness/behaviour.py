@@ -114,8 +114,8 @@ class Selectivity:
 
 
 def retention_interval(base: Behaviour, edited: Behaviour, seed: int = 0) -> tuple[float, float]:
-    """95% interval of utility retention (edited / base exact match), paired over the utility items both
-    answered; the two must come from `measure` on the same items."""
+    """95% interval of utility retention (edited / base exact match), resampling the same utility items for
+    both models; the two must come from `measure` on the same items."""
     right = {s["id"]: bool(s["correct"]) for s in base.samples if "correct" in s}
     pairs = [(right[s["id"]], bool(s["correct"])) for s in edited.samples if "correct" in s and s["id"] in right]
     if len(pairs) != len(right):

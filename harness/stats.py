@@ -57,7 +57,8 @@ def paired_ratio_interval(base: Sequence[bool], edited: Sequence[bool], draws: i
 
     Utility retention is this ratio, and a k is kept only when it meets a floor: on 200 items a few
     answers decide that, so the sweep shows how wide the estimate is. Items are resampled together,
-    so an edit that keeps every answer gets (1, 1), however few items there are."""
+    so an edit that keeps every answer gets (1, 1), however few items there are. Resamples in which
+    the base answers nothing have no ratio and are left out; if all are, the interval is NaN."""
     if len(base) != len(edited) or not base:
         raise ValueError(f"need the same non-empty items for both models (got {len(base)} and {len(edited)})")
     b, e = np.asarray(base, dtype=float), np.asarray(edited, dtype=float)
