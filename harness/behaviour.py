@@ -116,11 +116,10 @@ class Selectivity:
 def retention_interval(base: Behaviour, edited: Behaviour, seed: int = 0) -> tuple[float, float]:
     """95% interval of utility retention (edited / base exact match), resampling the same utility items for
     both models; the two must come from `measure` on the same items."""
-    right = {s["id"]: bool(s["correct"]) for s in base.samples if "correct" in s}
-    pairs = [(right[s["id"]], bool(s["correct"])) for s in edited.samples if "correct" in s and s["id"] in right]
-    if len(pairs) != len(right):
+    before, after = ({s["id"]: bool(s["correct"]) for s in b.samples if "correct" in s} for b in (base, edited))
+    if before.keys() != after.keys():
         raise ValueError("retention needs both models measured on the same utility items")
-    return paired_ratio_interval([b for b, _ in pairs], [e for _, e in pairs], seed=seed)
+    return paired_ratio_interval(list(before.values()), [after[i] for i in before], seed=seed)
 
 
 def selectivity(base: Behaviour, edited: Behaviour, target: str, action: str = "refuse") -> Selectivity:

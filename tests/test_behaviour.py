@@ -73,3 +73,5 @@ def test_retention_interval_is_paired_over_the_same_utility_items() -> None:
     fewer = measure(Scripted(right), items[:-1], GenerationParams(), show_progress=False)
     with pytest.raises(ValueError, match="same utility items"):
         retention_interval(base, fewer)
+    with pytest.raises(ValueError, match="same utility items"):  # nor an edited run with items the base lacks
+        retention_interval(fewer, base)
